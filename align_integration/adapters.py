@@ -1,0 +1,172 @@
+"""The case adapter: how this app reads the host project's case model.
+
+Hosts whose models differ from the conventional names subclass :class:`CaseAdapter`,
+override the methods that differ and name the subclass in
+``ALIGN_INTEGRATION["CASE_ADAPTER"]``.  Every method receives the host's own case object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
+from django.utils.module_loading import import_string
+
+from align_integration.conf import case_model_label, get_setting
+
+GENDERS = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
+
+
+def normalize_gender(value: Any) -> str:
+    """``"M"``, ``"F"`` or ``"U"`` (unknown) from whatever the host stores."""
+    if value is None:
+        return "U"
+    return GENDERS.get(str(value).strip().upper(), "U")
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """The patient fields Align needs.  Never logged, never written to the timeline."""
+
+    first_name: str
+    last_name: str
+    date_of_birth: dt.date | None
+    gender: str  # "M", "F" or "U"
+    mrn: str
+    email: str = ""
+    phone: str = ""
+
+    def __repr__(self) -> str:  # keep patient data out of tracebacks and debug output
+        return "PatientData(<redacted>)"
+
+    __str__ = __repr__
+
+
+class CaseAdapter:
+    """Maps the host's case model to what the app needs.  Subclass and override.
+
+    The defaults read the conventional layout of the old in-repo tool:
+    ``case.patient`` (``first_name``, ``last_name``, ``date_of_birth``, ``gender``,
+    ``medical_record_number``, ``email``, ``phone``), ``case.prescription.lab`` and
+    ``case.prescription.provider.user_id``, ``case.photo_assessment.approved`` and
+    ``.treatment_option``.
+    """
+
+    ALIGN_LAB_CODE = "AL"
+
+    # -- finding cases -------------------------------------------------------------
+    @property
+    def case_model(self) -> type[models.Model]:
+        return apps.get_model(case_model_label())
+
+    def get_case(self, case_ref: str) -> Any:
+        """The case for ``case_ref`` (as found in URLs and CSV files), or ``LookupError``."""
+        model = self.case_model
+        ref = str(case_ref).strip()
+        try:
+            model._meta.get_field("uuid")
+        except FieldDoesNotExist:
+            lookup = {"pk": ref}
+        else:
+            try:
+                lookup = {"uuid": uuid.UUID(ref)}
+            except ValueError:
+                raise LookupError("not a valid case reference") from None
+        try:
+            return model._default_manager.get(**lookup)
+        except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+            raise LookupError("no case with that reference") from None
+
+    def url_reference(self, case: Any) -> str:
+        """The reference used in this app's URLs for ``case`` (what ``get_case`` accepts)."""
+        uuid_value = getattr(case, "uuid", None)
+        return str(uuid_value) if uuid_value else str(case.pk)
+
+    def case_reference(self, case: Any) -> str:
+        """The ``caseId`` sent to Align and received back in callbacks."""
+        return str(case.pk)
+
+    def case_for_reference(self, case_id: str) -> Any:
+        """The case whose :meth:`case_reference` is ``case_id`` (callbacks), or ``LookupError``."""
+        model = self.case_model
+        try:
+            return model._default_manager.get(pk=case_id)
+        except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+            raise LookupError("no case with that caseId") from None
+
+    # -- patient -------------------------------------------------------------------
+    def patient(self, case: Any) -> PatientData:
+        patient = case.patient
+        return PatientData(
+            first_name=str(patient.first_name or ""),
+            last_name=str(patient.last_name or ""),
+            date_of_birth=getattr(patient, "date_of_birth", None),
+            gender=normalize_gender(getattr(patient, "gender", None)),
+            mrn=str(getattr(patient, "medical_record_number", "") or ""),
+            email=str(getattr(patient, "email", "") or ""),
+            phone=str(getattr(patient, "phone", "") or ""),
+        )
+
+    # -- eligibility ---------------------------------------------------------------
+    def lab_is_align(self, case: Any) -> bool:
+        prescription = getattr(case, "prescription", None)
+        return bool(prescription is not None and prescription.lab == self.ALIGN_LAB_CODE)
+
+    def photo_assessment_approved(self, case: Any) -> bool:
+        assessment = getattr(case, "photo_assessment", None)
+        return bool(assessment is not None and assessment.approved)
+
+    def treatment_option(self, case: Any) -> str:
+        assessment = getattr(case, "photo_assessment", None)
+        return str(getattr(assessment, "treatment_option", "") or "")
+
+    def stl_file_count(self, case: Any) -> int:
+        from align_integration.models import CaseAsset
+
+        return CaseAsset.objects.current().filter(case=case, kind=CaseAsset.STL).count()
+
+    # -- provider portal -----------------------------------------------------------
+    def provider_can_act(self, user: Any, case: Any) -> bool:
+        prescription = getattr(case, "prescription", None)
+        provider = getattr(prescription, "provider", None)
+        return bool(
+            provider is not None
+            and getattr(user, "is_authenticated", False)
+            and provider.user_id == user.pk
+        )
+
+    def on_treatment_plan_ready(self, case: Any) -> None:
+        """Called when a treatment plan arrives: move the case into the provider portal.
+
+        The default does nothing beyond the app's own state (``AlignCase``); override to
+        change the host's case status.
+        """
+
+    # -- iTero scans ---------------------------------------------------------------
+    def match_scan(self, order: dict[str, Any]) -> Any:
+        """The case an iTero order belongs to, or ``None`` (the scan then waits for staff)."""
+        chart_number = str(((order.get("patient") or {}).get("chartNumber")) or "").strip()
+        if not chart_number:
+            return None
+        # A patient may have several cases: the newest one is the one scans are for.
+        return (
+            self.case_model._default_manager.filter(patient__medical_record_number=chart_number)
+            .order_by("-pk")
+            .first()
+        )
+
+
+@lru_cache(maxsize=8)
+def _adapter_class(path: str) -> type[CaseAdapter]:
+    return import_string(path)
+
+
+def get_adapter() -> CaseAdapter:
+    """An instance of the configured adapter class."""
+    return _adapter_class(get_setting("CASE_ADAPTER"))()

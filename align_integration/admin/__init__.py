@@ -1,0 +1,3 @@
+"""Admin for operating the integration: read-only logs and registered actions."""
+
+from align_integration.admin import itero, operations  # noqa: F401

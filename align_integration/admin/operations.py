@@ -1,0 +1,183 @@
+"""Admin for operating the Align side: timelines, sales orders, assets, remote operations
+and stored callbacks.  Read-only; the registered actions ("retry now", "reprocess")
+declare permissions and write admin log entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from align_integration.models import (
+    AlignCase,
+    AlignOrder,
+    CallbackEvent,
+    CaseAsset,
+    CaseEvent,
+    RemoteOperation,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Logs are for reading: no add, no edit, no delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
+    """One admin log entry per object acted on."""
+    for obj in objects:
+        LogEntry.objects.log_action(
+            user_id=request.user.pk,
+            content_type_id=ContentType.objects.get_for_model(obj).pk,
+            object_id=str(obj.pk),
+            object_repr=str(obj)[:200],
+            action_flag=CHANGE,
+            change_message=message,
+        )
+
+
+@admin.register(CaseEvent)
+class CaseEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "case_id", "action", "outcome", "status_code", "message")
+    list_filter = ("outcome", "action")
+    search_fields = ("=case__pk", "request_id")
+    date_hierarchy = "created_at"
+    list_select_related = False
+    show_full_result_count = False
+
+
+@admin.register(AlignOrder)
+class AlignOrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "sales_order_number",
+        "order_type",
+        "case_id",
+        "patient_id",
+        "created_at",
+        "received_at",
+        "source",
+    )
+    list_filter = ("order_type", "source")
+    search_fields = ("=sales_order_number", "=patient_id", "=case__pk")
+    show_full_result_count = False
+
+
+@admin.register(CaseAsset)
+class CaseAssetAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "case_id", "kind", "size", "date_created", "date_removed", "source")
+    list_filter = ("kind", "source")
+    search_fields = ("=case__pk", "=vault_id")
+    readonly_fields = ("preview",)
+    show_full_result_count = False
+
+    @admin.display(description="Preview")
+    def preview(self, obj: CaseAsset) -> str:
+        if not obj.file:
+            return "-"
+        if obj.content_type.startswith("image/"):
+            return format_html(
+                '<a href="{0}"><img src="{0}" alt="asset {1}" style="max-width:40rem;'
+                'border:1px solid #ccc"></a>',
+                obj.file.url,
+                obj.pk,
+            )
+        return format_html('<a href="{}">Download</a>', obj.file.url)
+
+
+@admin.register(AlignCase)
+class AlignCaseAdmin(ReadOnlyAdmin):
+    list_display = (
+        "case_id",
+        "patient_id",
+        "order_id",
+        "assets_uploaded_at",
+        "status",
+        "treatment_plan_id",
+        "treatment_plan_version",
+        "awaiting_provider_review",
+    )
+    list_filter = ("awaiting_provider_review", "status")
+    search_fields = ("=case__pk", "=patient_id", "=order_id")
+    show_full_result_count = False
+
+
+@admin.register(RemoteOperation)
+class RemoteOperationAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "kind",
+        "case_id",
+        "state",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "updated_at",
+    )
+    list_filter = ("state", "kind")
+    search_fields = ("=case__pk", "=idempotency_key")
+    exclude = ("payload",)  # a revision comment is the provider's text: not shown in lists
+    actions = ["retry_now"]
+    show_full_result_count = False
+
+    @admin.action(description="Retry now", permissions=["change"])
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[RemoteOperation]) -> None:
+        from align_integration.workflows.background import run_operation_now
+
+        picked = list(queryset.exclude(state=RemoteOperation.SUCCEEDED))
+        done = sum(1 for operation in picked if run_operation_now(operation, user=request.user))
+        log_action(request, picked, "Retried from the admin.")
+        level = messages.SUCCESS if done == len(picked) else messages.WARNING
+        self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # "change" here means "may retry"; the form itself stays read-only.
+        return obj is None and request.user.has_perm("align_integration.change_remoteoperation")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields if f.name != "payload"]
+
+
+@admin.register(CallbackEvent)
+class CallbackEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "received_at",
+        "event_type",
+        "case_reference",
+        "state",
+        "attempts",
+        "webhook_id",
+    )
+    list_filter = ("state", "event_type")
+    search_fields = ("=webhook_id", "=case_reference")
+    actions = ["reprocess"]
+    show_full_result_count = False
+
+    @admin.action(description="Reprocess", permissions=["change"])
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[CallbackEvent]) -> None:
+        from align_integration.workflows.callbacks import reprocess
+
+        picked = list(queryset.exclude(state=CallbackEvent.PROCESSED))
+        processed, failed = reprocess(picked)
+        log_action(
+            request, picked, f"Reprocessed from the admin at {timezone.now():%Y-%m-%d %H:%M}."
+        )
+        level = messages.SUCCESS if not failed else messages.WARNING
+        self.message_user(request, f"{processed} processed, {failed} failed.", level)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and request.user.has_perm("align_integration.change_callbackevent")

@@ -1,0 +1,21 @@
+"""App configuration: registers the system checks and the signal receivers."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class AlignIntegrationConfig(AppConfig):
+    name = "align_integration"
+    label = "align_integration"
+    verbose_name = "Align integration"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from align_integration import (
+            checks,  # noqa: F401  (registers the checks)
+            receivers,  # noqa: F401
+        )
+        from align_integration.compat import warn_legacy_settings
+
+        warn_legacy_settings()

@@ -1,0 +1,186 @@
+"""System checks with stable ids.  A missing or wrong setting is reported here, by name,
+at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback at request time.
+
+| id | what |
+| --- | --- |
+| align_integration.E001 | a required ``SERVICE`` key is missing |
+| align_integration.E002 | ``ALIGN_INTEGRATION_CASE_MODEL`` is missing or names no installed model |
+| align_integration.E003 | ``CASE_ADAPTER`` does not import or is not a ``CaseAdapter`` |
+| align_integration.E004 | ``TOKEN_CACHE`` names no cache in ``CACHES`` |
+| align_integration.E005 | ``SERVICE.BASE_URL`` is not https (outside DEBUG; loopback exempt) |
+| align_integration.E006 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
+| align_integration.E007 | a ``CALLBACK_SECRETS`` entry is not a ``whsec_`` base64 secret |
+| align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
+| align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
+| align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from align_integration.conf import CASE_MODEL_SETTING, SETTINGS_NAME, align_settings
+from align_integration.defaults import REQUIRED_SERVICE_KEYS
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+ITERO_REQUIRED = (
+    "OAUTH_BASE_URL",
+    "BASE_URL",
+    "LOGIN_URL",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "NOTIFICATION_TOKEN",
+)
+
+
+def _id(number: str) -> str:
+    return f"align_integration.{number}"
+
+
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    problems: list[Any] = []
+    config = align_settings()
+    service = config["SERVICE"]
+
+    for key in REQUIRED_SERVICE_KEYS:
+        if not service.get(key):
+            problems.append(
+                Error(
+                    f"{SETTINGS_NAME}['SERVICE']['{key}'] is not set.",
+                    hint="Set it to the Align integration service's value (see docs/settings.md).",
+                    id=_id("E001"),
+                )
+            )
+
+    label = getattr(settings, CASE_MODEL_SETTING, "")
+    try:
+        apps.get_model(label)
+    except (LookupError, ValueError, TypeError):
+        problems.append(
+            Error(
+                f"{CASE_MODEL_SETTING} is {label!r}; it must name an installed model "
+                "as 'app_label.ModelName'.",
+                id=_id("E002"),
+            )
+        )
+
+    problems.extend(_check_adapter(config["CASE_ADAPTER"]))
+    problems.extend(_check_cache(config["TOKEN_CACHE"]))
+
+    base_url = service.get("BASE_URL") or ""
+    if base_url and not settings.DEBUG and urlsplit(base_url).scheme != "https":
+        if not is_loopback(base_url):
+            problems.append(
+                Error(
+                    f"{SETTINGS_NAME}['SERVICE']['BASE_URL'] must use https outside DEBUG.",
+                    id=_id("E005"),
+                )
+            )
+
+    secrets = config["CALLBACK_SECRETS"]
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    if not secrets:
+        problems.append(
+            Warning(
+                f"{SETTINGS_NAME}['CALLBACK_SECRETS'] is empty: every callback from the "
+                "Align integration service will be refused.",
+                id=_id("W001"),
+            )
+        )
+    for index, secret in enumerate(secrets):
+        if not _valid_whsec(secret):
+            problems.append(
+                Error(
+                    f"{SETTINGS_NAME}['CALLBACK_SECRETS'][{index}] is not a 'whsec_<base64>' "
+                    "secret.",
+                    id=_id("E007"),
+                )
+            )
+
+    itero = config["ITERO"]
+    user_itero = (getattr(settings, SETTINGS_NAME, None) or {}).get("ITERO") or {}
+    if user_itero:
+        for key in ITERO_REQUIRED:
+            if not itero.get(key):
+                problems.append(
+                    Error(f"{SETTINGS_NAME}['ITERO']['{key}'] is not set.", id=_id("E008"))
+                )
+
+    if not apps.is_installed("waffle"):
+        problems.append(
+            Error("'waffle' must be in INSTALLED_APPS (feature flags).", id=_id("E009"))
+        )
+    return problems
+
+
+def _check_adapter(path: str) -> list[Any]:
+    from django.utils.module_loading import import_string
+
+    from align_integration.adapters import CaseAdapter
+
+    try:
+        adapter = import_string(path)
+    except ImportError as error:
+        return [
+            Error(
+                f"{SETTINGS_NAME}['CASE_ADAPTER'] = {path!r} does not import: {error}",
+                id=_id("E003"),
+            )
+        ]
+    if not (isinstance(adapter, type) and issubclass(adapter, CaseAdapter)):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['CASE_ADAPTER'] = {path!r} is not a subclass of "
+                "align_integration.adapters.CaseAdapter.",
+                id=_id("E003"),
+            )
+        ]
+    return []
+
+
+def _check_cache(alias: str) -> list[Any]:
+    caches_setting = getattr(settings, "CACHES", {})
+    if alias not in caches_setting:
+        return [
+            Error(
+                f"{SETTINGS_NAME}['TOKEN_CACHE'] = {alias!r} is not an alias in CACHES.",
+                id=_id("E004"),
+            )
+        ]
+    backend = caches_setting[alias].get("BACKEND", "")
+    if backend in PER_PROCESS_CACHES and not settings.DEBUG:
+        return [
+            Error(
+                f"The token cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is per process: "
+                "every process would fetch its own token.",
+                hint="Use Redis (django.core.cache.backends.redis.RedisCache) in production.",
+                id=_id("E006"),
+            )
+        ]
+    return []
+
+
+def _valid_whsec(secret: Any) -> bool:
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        return False
+    try:
+        return bool(base64.b64decode(secret[len("whsec_") :], validate=True))
+    except (binascii.Error, ValueError):
+        return False

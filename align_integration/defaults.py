@@ -1,0 +1,118 @@
+"""Default values of every ``ALIGN_INTEGRATION`` key.
+
+This module is the single source of truth for the settings reference in
+``docs/settings.md``; a test checks that every key here is documented there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Keys a deployment must provide; a missing one is reported by a system check.
+REQUIRED_SERVICE_KEYS = ("BASE_URL", "CLIENT_ID", "CLIENT_SECRET")
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path to the CaseAdapter subclass that maps the host's case model.
+    "CASE_ADAPTER": "align_integration.adapters.CaseAdapter",
+    # The Align integration service (outbound calls).
+    "SERVICE": {
+        "BASE_URL": "",
+        "CLIENT_ID": "",
+        "CLIENT_SECRET": "",
+        # Every path is configurable so a deployment can correct one without a release.
+        "PATHS": {
+            "token": "/auth/token",
+            "create_patient": "/patients",
+            "find_patients": "/patients",
+            "create_order": "/orders",
+            "find_orders": "/orders",
+            "upload_assets": "/assets/upload",
+            "clincheck_accept": "/orders/{caseId}/accept",
+            "clincheck_revise": "/orders/{caseId}/modify",
+        },
+        # (connect, read) timeouts in seconds.
+        "CONNECT_TIMEOUT": 5.0,
+        "READ_TIMEOUT": 30.0,
+        # In-request retries for timeouts, connection errors, 429 and 5xx.
+        "RETRIES": 3,
+        "BACKOFF_FACTOR": 0.5,
+        "BACKOFF_MAX": 10.0,
+        "BACKOFF_JITTER": 0.5,
+        # Longest Retry-After (seconds) honoured inside a request; longer waits go to
+        # the background retry instead.
+        "RETRY_AFTER_MAX": 30,
+    },
+    # Django cache alias that holds bearer tokens (Redis in production, shared by all
+    # processes).
+    "TOKEN_CACHE": "default",
+    # Seconds before ``expires_in`` at which a cached token is considered stale.
+    "TOKEN_REFRESH_MARGIN": 60,
+    # How long one process waits for another's token refresh before giving up.
+    "TOKEN_LOCK_TIMEOUT": 30,
+    # Standard Webhooks secrets ("whsec_...") accepted on the callbacks endpoint;
+    # several at once allow key rotation.
+    "CALLBACK_SECRETS": [],
+    # Largest accepted callback body, in bytes (larger answers 413 before parsing).
+    "CALLBACK_MAX_BYTES": 256 * 1024,
+    # The chief concern sent with every primary order (the old tool hard-coded it).
+    "CHIEF_CONCERN": "Crowding and spacing",
+    # Gender sent to Align when the host does not know the patient's gender
+    # (Align accepts only M or F).
+    "DEFAULT_GENDER": "M",
+    # Order type of the primary order.
+    "PRIMARY_ORDER_TYPE": "IAS",
+    # Minimum number of STL assets before a case can be sent.
+    "MIN_STL_FILES": 2,
+    # How long one initiate-order run holds its claim on a case (seconds).
+    "CASE_LEASE_SECONDS": 300,
+    # Background retries of remote operations.
+    "OPERATION_MAX_ATTEMPTS": 8,
+    "OPERATION_BACKOFF_BASE": 30,
+    "OPERATION_BACKOFF_MAX": 3600,
+    # Acceptance screenshots (data URLs from html2canvas).
+    "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
+    "SCREENSHOT_MAX_PIXELS": 25_000_000,
+    # Storage upload_to prefix of CaseAsset files.
+    "ASSET_UPLOAD_TO": "align_integration/assets/%Y/%m/",
+    # Name of the Django tasks backend alias background jobs are enqueued on.
+    "TASK_BACKEND": "default",
+    # The optional iTero lab connector.
+    "ITERO": {
+        "OAUTH_BASE_URL": "",
+        "BASE_URL": "",
+        "LOGIN_URL": "",
+        "CLIENT_ID": "",
+        "CLIENT_SECRET": "",
+        # Discovered URLs must be https on one of these hosts (".example.com" matches
+        # subdomains).  Loopback hosts over http are accepted only if listed here.
+        "ALLOWED_HOSTS": [".iterocloud.com"],
+        # Secret path segment of the itero-notifications URL.
+        "NOTIFICATION_TOKEN": "",
+        # Key (any string) that encrypts refresh tokens at rest; defaults to SECRET_KEY.
+        "ENCRYPTION_KEY": "",
+        # Fallback paths (on BASE_URL) used when Discovery does not name an endpoint;
+        # "{rxId}" and "{assetType}" are filled in.  Discovery's URLs always win.
+        "PATHS": {
+            "discovery": "/api/v2/discovery",
+            "accounts": "/api/third-party/v1/accounts",
+            "pair": "/api/third-party/v1/pair",
+            "unpair": "/api/third-party/v1/unpair",
+            "orders": "/api/third-party/v1/orders/lab",
+            "order": "/api/third-party/v1/orders/{rxId}",
+            "download": "/api/third-party/v1/orders/{rxId}/download/{assetType}",
+            "return_scan": "/api/third-party/v1/orders/{rxId}/return",
+        },
+        "POLL_INTERVAL": 120,
+        "DOWNLOAD_MAX_ATTEMPTS": 6,
+        "DOWNLOAD_RETRY_BASE": 60,
+        "MAX_ZIP_BYTES": 4 * 1024 * 1024 * 1024,
+        "MAX_ZIP_MEMBERS": 2000,
+        "MAX_UNCOMPRESSED_BYTES": 8 * 1024 * 1024 * 1024,
+        "MAX_COMPRESSION_RATIO": 200,
+        "CONNECT_TIMEOUT": 5.0,
+        "READ_TIMEOUT": 60.0,
+        # Folder for scan downloads in progress (empty: the system temp folder).  Needs room
+        # for the largest scan archive; a download is only kept once complete.
+        "DOWNLOAD_TEMP_DIR": "",
+    },
+}

@@ -1,0 +1,263 @@
+"""iTero lab connector tables: the pairing with a lab account, the scans, the notifications.
+
+- :class:`IteroConnection` — the one pairing of this deployment with an iTero lab account
+  (a lab user belongs to exactly one lab).  Its tokens are encrypted at rest with Fernet, the
+  key derived from ``ITERO["ENCRYPTION_KEY"]`` (or ``SECRET_KEY``).
+- :class:`IteroScan` — one revision of one iTero order (Rx id + file change), downloaded once.
+- :class:`IteroNotification` — a scan notification as received, stored before acting.
+
+No table holds patient data: orders are kept as a non-PHI summary, and the patient fields an
+order carries are only used in memory to find the case.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from align_integration.models._case import case_foreign_key
+
+#: Order fields safe to keep: ids, status and dates, never the patient or the doctor.
+ORDER_SUMMARY_FIELDS = (
+    "rxId",
+    "orderId",
+    "accountNumber",
+    "status",
+    "caseType",
+    "dueDate",
+    "receivedAt",
+    "version",
+)
+
+
+# -- encryption at rest -------------------------------------------------------------------
+def _fernet_for(secret: str) -> Fernet:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"django-align-integration",
+        info=b"itero-token-encryption",
+    ).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def token_cipher() -> MultiFernet:
+    """Encrypts with ``ITERO["ENCRYPTION_KEY"]`` (else ``SECRET_KEY``); decrypts with it and
+    ``SECRET_KEY`` / ``SECRET_KEY_FALLBACKS`` too, so rotating a key does not lose the pairing."""
+    from align_integration.conf import get_setting
+
+    secrets = [str(get_setting("ITERO", "ENCRYPTION_KEY") or settings.SECRET_KEY)]
+    secrets += [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    unique = list(dict.fromkeys(secret for secret in secrets if secret))
+    return MultiFernet([_fernet_for(secret) for secret in unique])
+
+
+def encrypt_token(value: str) -> str:
+    return token_cipher().encrypt(value.encode()).decode() if value else ""
+
+
+def decrypt_token(value: str) -> str:
+    """The plain token, or ``""`` when there is none or no key can read it."""
+    if not value:
+        return ""
+    try:
+        return token_cipher().decrypt(value.encode()).decode()
+    except InvalidToken:
+        return ""
+
+
+# -- the pairing ----------------------------------------------------------------------------
+class IteroConnection(models.Model):
+    """This deployment's pairing with one iTero lab account (a single row)."""
+
+    AUTHORIZED = "authorized"
+    PAIRED = "paired"
+    NEEDS_REPAIRING = "needs_repairing"
+    UNPAIRED = "unpaired"
+    STATES = [
+        (AUTHORIZED, "Signed in, not paired yet"),
+        (PAIRED, "Paired"),
+        (NEEDS_REPAIRING, "Needs re-pairing"),
+        (UNPAIRED, "Un-paired"),
+    ]
+
+    account_number = models.CharField(max_length=64, blank=True, default="")
+    account_name = models.CharField(max_length=200, blank=True, default="")
+    state = models.CharField(max_length=24, choices=STATES, default=UNPAIRED, db_index=True)
+    refresh_token_encrypted = models.TextField(blank=True, default="", editable=False)
+    access_token_encrypted = models.TextField(blank=True, default="", editable=False)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    region = models.CharField(max_length=32, blank=True, default="")
+    endpoints = models.JSONField(default=dict, blank=True, help_text="From Discovery.")
+    discovered_at = models.DateTimeField(null=True, blank=True)
+    callback_url = models.URLField(max_length=500, blank=True, default="")
+    paired_at = models.DateTimeField(null=True, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "iTero connection"
+
+    def __str__(self) -> str:
+        return f"iTero connection {self.account_number or '-'} ({self.state})"
+
+    @classmethod
+    def load(cls) -> IteroConnection:
+        """The one connection row, created (un-paired) on first use."""
+        connection, _ = cls.objects.get_or_create(pk=1)
+        return connection
+
+    # Tokens are properties so that plain values never reach a field, a form or a log.
+    @property
+    def refresh_token(self) -> str:
+        return decrypt_token(self.refresh_token_encrypted)
+
+    @refresh_token.setter
+    def refresh_token(self, value: str) -> None:
+        self.refresh_token_encrypted = encrypt_token(value)
+
+    @property
+    def access_token(self) -> str:
+        return decrypt_token(self.access_token_encrypted)
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self.access_token_encrypted = encrypt_token(value)
+
+    def access_token_valid_for(self, seconds: float = 5.0) -> str:
+        """The stored access token if it lives at least ``seconds`` more, else ``""``."""
+        if not self.access_expires_at:
+            return ""
+        if self.access_expires_at <= timezone.now() + dt.timedelta(seconds=seconds):
+            return ""
+        return self.access_token
+
+    def set_state(self, state: str, error: str = "") -> None:
+        self.state = state
+        self.last_error = error[:500]
+        self.state_changed_at = timezone.now()
+
+    @property
+    def is_paired(self) -> bool:
+        return self.state == self.PAIRED and bool(self.account_number)
+
+    @property
+    def knows_account(self) -> bool:
+        """Notifications for the account are accepted (kept while re-pairing is needed)."""
+        return self.state in (self.PAIRED, self.NEEDS_REPAIRING) and bool(self.account_number)
+
+
+# -- scans ----------------------------------------------------------------------------------
+class IteroScanQuerySet(models.QuerySet["IteroScan"]):
+    def due(self, now: dt.datetime | None = None) -> IteroScanQuerySet:
+        """Scans with a case whose download should run now (new, retry due, or abandoned)."""
+        now = now or timezone.now()
+        return self.filter(case__isnull=False).filter(
+            models.Q(state=IteroScan.PENDING, next_attempt_at__lte=now)
+            | models.Q(state=IteroScan.DOWNLOADING, claimed_until__lt=now)
+        )
+
+
+class IteroScan(models.Model):
+    """One file revision of one iTero order: downloaded once, its files kept as CaseAssets."""
+
+    PENDING = "pending"
+    DOWNLOADING = "downloading"
+    DOWNLOADED = "downloaded"
+    WAITING_FOR_CASE = "waiting_for_case"
+    FAILED = "failed"
+    RETURNED = "returned"
+    STATES = [
+        (PENDING, "Pending download"),
+        (DOWNLOADING, "Downloading"),
+        (DOWNLOADED, "Downloaded"),
+        (WAITING_FOR_CASE, "Waiting for a case"),
+        (FAILED, "Failed"),
+        (RETURNED, "Returned to the doctor"),
+    ]
+
+    rx_id = models.CharField(max_length=64, db_index=True)
+    order_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    account_number = models.CharField(max_length=64, blank=True, default="")
+    revision = models.CharField(
+        max_length=100, help_text="The order's version, else its status and receivedAt."
+    )
+    state = models.CharField(max_length=24, choices=STATES, default=PENDING, db_index=True)
+    source = models.CharField(
+        max_length=16, blank=True, default="", help_text="notification or poll"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    case = case_foreign_key("itero_scans", null=True, blank=True, on_delete=models.SET_NULL)
+    order_summary = models.JSONField(default=dict, blank=True, help_text="Ids, status, dates only.")
+    asset_count = models.PositiveIntegerField(default=0)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = IteroScanQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "iTero scan"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["rx_id", "revision"], name="itero_scan_unique_revision")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"iTero scan {self.rx_id} ({self.revision})"
+
+
+def order_summary(order: dict[str, Any]) -> dict[str, Any]:
+    """The non-PHI part of an iTero order (no patient, no doctor)."""
+    return {key: order[key] for key in ORDER_SUMMARY_FIELDS if key in order}
+
+
+# -- notifications --------------------------------------------------------------------------
+class IteroNotification(models.Model):
+    """A scan notification as received.  Only its known fields are kept (Rx id, account)."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    STATES = [
+        (RECEIVED, "Received"),
+        (PROCESSED, "Processed"),
+        (IGNORED, "Ignored"),
+        (FAILED, "Failed"),
+    ]
+
+    rx_id = models.CharField(max_length=128, db_index=True)
+    account_number = models.CharField(max_length=128)
+    state = models.CharField(max_length=16, choices=STATES, default=RECEIVED, db_index=True)
+    outcome = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    scan = models.ForeignKey(
+        IteroScan, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "iTero notification"
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"iTero notification {self.rx_id} ({self.state})"

@@ -1,0 +1,21 @@
+"""Signals a host project can receive.  Each is sent with ``case=`` and the record it concerns.
+
+- ``order_initiated``: ``case``, ``align_case`` (an :class:`AlignCase`), after the patient,
+  the primary order and the asset upload all succeeded.
+- ``sales_order_received``: ``case``, ``align_order`` (a new :class:`AlignOrder`).
+- ``treatment_plan_received``: ``case``, ``align_case``, ``plan_id``, ``version``.
+- ``case_status_changed``: ``case``, ``align_case``, ``status``, ``previous_status``.
+- ``scan_received``: ``case``, ``scan`` (an iTero scan record), once per stored scan.
+
+Hosts may send ``aligners_purchased`` (``case=``, ``user=``) when a customer buys aligners;
+the app then sends the ClinCheck accept (behind the ``set-align-order-status`` flag).
+"""
+
+from django.dispatch import Signal
+
+order_initiated = Signal()
+sales_order_received = Signal()
+treatment_plan_received = Signal()
+case_status_changed = Signal()
+scan_received = Signal()
+aligners_purchased = Signal()

@@ -1,0 +1,1 @@
+"""Thin HTTP entry points: parse, authorise, call a workflow, answer."""

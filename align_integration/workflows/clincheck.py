@@ -1,0 +1,197 @@
+"""ClinCheck actions: accept (with the newest acceptance screenshot) and revision requests.
+
+Each is a ``RemoteOperation``: written with its idempotency key before the first attempt,
+retried in the background on transient failures (never doubled), parked as failed and
+visible on the timeline and in the admin when it fails for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import waffle
+from django.core.exceptions import ObjectDoesNotExist
+
+from align_integration.adapters import get_adapter
+from align_integration.client.service import AlignServiceClient
+from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.workflows.operations import (
+    Attempt,
+    OperationBusy,
+    OperationFailed,
+    operation_for,
+    run_operation,
+)
+from align_integration.workflows.results import AlignResult
+from align_integration.workflows.timeline import record, user_of
+
+APPROVE = "approve"
+REVISE = "revise"
+ACTIONS = (APPROVE, REVISE)
+FLAG = "set-align-order-status"
+MAX_COMMENT_LENGTH = 5000
+
+
+def latest_acceptance_screenshot(case: Any) -> CaseAsset | None:
+    return (
+        CaseAsset.objects.current()
+        .filter(case=case, kind=CaseAsset.CCACCEPTSCREEN)
+        .order_by("-date_created", "-pk")
+        .first()
+    )
+
+
+def _plan_marker(case: Any) -> str:
+    state = AlignCase.objects.filter(case=case).first()
+    if state is None:
+        return "none"
+    return f"{state.treatment_plan_id or 'none'}.{state.treatment_plan_version or 0}"
+
+
+def prepare_operation(
+    case: Any, action: str, comment: str | None = None, user: Any = None
+) -> RemoteOperation:
+    """The operation row for a ClinCheck action; raises ``ValueError`` with a reason."""
+    if action == APPROVE:
+        screenshot = latest_acceptance_screenshot(case)
+        if screenshot is None:
+            raise ValueError("No acceptance screenshot is on file for this case.")
+        return operation_for(
+            case,
+            RemoteOperation.CLINCHECK_ACCEPT,
+            f"clincheck_accept:{case.pk}:{screenshot.pk}",
+            payload={"asset_id": screenshot.pk},
+            user=user,
+        )
+    if action == REVISE:
+        text = (comment or "").strip()
+        if not text:
+            raise ValueError("A revision request needs a comment.")
+        if len(text) > MAX_COMMENT_LENGTH:
+            raise ValueError(f"The comment is longer than {MAX_COMMENT_LENGTH} characters.")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        return operation_for(
+            case,
+            RemoteOperation.CLINCHECK_REVISE,
+            f"clincheck_revise:{case.pk}:{_plan_marker(case)}:{digest}",
+            payload={"comments": text},
+            user=user,
+        )
+    raise ValueError(f"Unknown action; expected one of {', '.join(ACTIONS)}.")
+
+
+def perform_clincheck(
+    operation: RemoteOperation,
+    *,
+    user: Any = None,
+    client: AlignServiceClient | None = None,
+    background: bool = True,
+) -> AlignResult:
+    """Send (or resume) one ClinCheck operation."""
+    case = operation.case
+    adapter = get_adapter()
+    client = client or AlignServiceClient()
+    try:
+        patient = adapter.patient(case)
+    except (AttributeError, ObjectDoesNotExist):
+        message = "The case's patient record is missing or incomplete."
+        record(case, operation.kind, CaseEvent.FAILED, message, status_code=400, user=user)
+        return AlignResult(400, [message])
+    case_id = adapter.case_reference(case)
+    if operation.kind == RemoteOperation.CLINCHECK_ACCEPT:
+        screenshot = CaseAsset.objects.filter(pk=operation.payload.get("asset_id")).first()
+        if screenshot is None:
+            message = "The acceptance screenshot of this operation no longer exists."
+            record(case, operation.kind, CaseEvent.FAILED, message, status_code=409, user=user)
+            return AlignResult(409, [message])
+
+        def call(key: str) -> dict[str, Any]:
+            return client.clincheck_accept(
+                case_id=case_id,
+                mrn=patient.mrn,
+                vault_id=screenshot.vault_id,
+                external_key=screenshot.external_key,
+                idempotency_key=key,
+            )
+
+        label = f"ClinCheck accept (screenshot asset {screenshot.pk})"
+    else:
+        comments = str(operation.payload.get("comments", ""))
+
+        def call(key: str) -> dict[str, Any]:
+            return client.clincheck_revise(
+                case_id=case_id, mrn=patient.mrn, comments=comments, idempotency_key=key
+            )
+
+        label = "ClinCheck revision request"
+    try:
+        run_operation(
+            operation,
+            Attempt(call=call, patient=patient, label=label),
+            user=user,
+            background=background,
+        )
+    except OperationBusy:
+        return AlignResult(409, ["This ClinCheck action is being sent right now."])
+    except OperationFailed as failure:
+        return AlignResult(failure.status_code, failure.errors)
+    return AlignResult.success()
+
+
+def set_case_status(
+    request_or_user: Any,
+    case: Any,
+    action: str,
+    comment: str | None = None,
+    *,
+    client: AlignServiceClient | None = None,
+) -> AlignResult:
+    """ClinCheck ``approve`` (with the newest screenshot) or ``revise`` (with ``comment``)."""
+    user = user_of(request_or_user)
+    try:
+        operation = prepare_operation(case, action, comment, user)
+    except ValueError as problem:
+        record(
+            case,
+            f"clincheck_{action}"[:64],
+            CaseEvent.FAILED,
+            str(problem),
+            status_code=400,
+            user=user,
+        )
+        return AlignResult(400, [str(problem)])
+    if operation.state == RemoteOperation.SUCCEEDED:
+        record(
+            case,
+            operation.kind,
+            CaseEvent.SKIPPED,
+            "Already sent to Align; not sent again.",
+            operation=operation,
+            user=user,
+        )
+        return AlignResult.success()
+    return perform_clincheck(operation, user=user, client=client)
+
+
+def accept_when_aligners_purchased(case: Any, *, user: Any = None, request: Any = None) -> None:
+    """The purchase hook: ClinCheck accept for an Align case, behind the waffle flag."""
+    adapter = get_adapter()
+    if not adapter.lab_is_align(case):
+        return
+    active = waffle.flag_is_active(request, FLAG) if request is not None else _flag_on()
+    if not active:
+        record(
+            case,
+            "clincheck_accept",
+            CaseEvent.SKIPPED,
+            f"Aligners purchased, but the '{FLAG}' flag is off: accept not sent.",
+            user=user,
+        )
+        return
+    set_case_status(user, case, APPROVE)
+
+
+def _flag_on() -> bool:
+    flag = waffle.get_waffle_flag_model().get(FLAG)
+    return bool(flag.pk and flag.everyone)

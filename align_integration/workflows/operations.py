@@ -1,0 +1,216 @@
+"""Running one remote operation: claim it, reconcile if the last try was ambiguous, call,
+record the outcome, and schedule a background retry when trying again can help.
+
+Every ``RemoteOperation`` row is written with its idempotency key before the first
+attempt; each attempt appends a ``CaseEvent``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from align_integration.adapters import PatientData
+from align_integration.client.errors import AlignError
+from align_integration.client.retry import background_delay
+from align_integration.conf import get_setting
+from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.workflows.timeline import record, redact
+
+CLAIM_SECONDS = 120
+
+
+class OperationFailed(Exception):
+    """An attempt failed; carries what the caller answers with."""
+
+    def __init__(self, operation: RemoteOperation, status_code: int, errors: list[str]) -> None:
+        super().__init__(f"{operation.kind} failed with {status_code}")
+        self.operation = operation
+        self.status_code = status_code
+        self.errors = errors
+
+
+class OperationBusy(Exception):
+    """Another worker or request is running this operation right now."""
+
+
+@dataclass
+class Attempt:
+    """What one run of an operation needs: the call, and how to find an earlier success."""
+
+    call: Callable[[str], dict[str, Any]]
+    reconcile: Callable[[], dict[str, Any] | None] | None = None
+    patient: PatientData | None = None
+    label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def operation_for(
+    case: Any,
+    kind: str,
+    dedupe_key: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    user: Any = None,
+) -> RemoteOperation:
+    """The one row for this logical operation, created on first use."""
+    existing = RemoteOperation.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return RemoteOperation.objects.create(
+                case=case,
+                kind=kind,
+                dedupe_key=dedupe_key,
+                payload=payload or {},
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+    except IntegrityError:
+        return RemoteOperation.objects.get(dedupe_key=dedupe_key)
+
+
+def _claim(operation: RemoteOperation) -> str:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        RemoteOperation.objects.filter(pk=operation.pk)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .exclude(state=RemoteOperation.SUCCEEDED)
+        .update(
+            claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+            state=RemoteOperation.IN_PROGRESS,
+        )
+    )
+    if not claimed:
+        operation.refresh_from_db()
+        if operation.state == RemoteOperation.SUCCEEDED:
+            return ""
+        raise OperationBusy(operation.kind)
+    operation.refresh_from_db()
+    return token
+
+
+def run_operation(
+    operation: RemoteOperation, attempt: Attempt, *, user: Any = None, background: bool = True
+) -> dict[str, Any]:
+    """Run ``operation`` once (urllib3 retries inside); return Align's answer.
+
+    Raises :class:`OperationFailed` on failure, after recording it and, when the failure
+    is transient and attempts remain, scheduling a background retry.
+    """
+    label = attempt.label or operation.get_kind_display()
+    if operation.state == RemoteOperation.SUCCEEDED:
+        return operation.result
+    if not _claim(operation):  # it succeeded meanwhile
+        return operation.result
+
+    if operation.attempts and attempt.reconcile is not None:
+        try:
+            found = attempt.reconcile()
+        except AlignError as error:
+            _fail(operation, error, attempt, label, user, background)
+        if found:
+            record(
+                operation.case,
+                operation.kind,
+                CaseEvent.SUCCEEDED,
+                f"{label}: found at Align from an earlier attempt; not sent again.",
+                status_code=200,
+                operation=operation,
+                user=user,
+            )
+            return _succeed(operation, found)
+
+    operation.attempts += 1
+    operation.save(update_fields=["attempts", "updated_at"])
+    record(
+        operation.case,
+        operation.kind,
+        CaseEvent.STARTED,
+        f"{label}: attempt {operation.attempts}.",
+        operation=operation,
+        user=user,
+    )
+    try:
+        answer = attempt.call(str(operation.idempotency_key))
+    except AlignError as error:
+        _fail(operation, error, attempt, label, user, background)
+    record(
+        operation.case,
+        operation.kind,
+        CaseEvent.SUCCEEDED,
+        f"{label}: done.",
+        status_code=200,
+        operation=operation,
+        user=user,
+    )
+    return _succeed(operation, answer)
+
+
+def _succeed(operation: RemoteOperation, answer: dict[str, Any]) -> dict[str, Any]:
+    operation.state = RemoteOperation.SUCCEEDED
+    operation.result = answer
+    operation.ambiguous = False
+    operation.last_status_code = 200
+    operation.last_errors = []
+    operation.next_attempt_at = None
+    operation.claimed_until = None
+    operation.finished_at = timezone.now()
+    operation.save()
+    return answer
+
+
+def _fail(
+    operation: RemoteOperation,
+    error: AlignError,
+    attempt: Attempt,
+    label: str,
+    user: Any,
+    background: bool,
+) -> NoReturn:
+    errors = redact([str(error), *error.errors], attempt.patient)
+    operation.ambiguous = operation.ambiguous or error.ambiguous
+    operation.last_status_code = error.status_code
+    operation.last_errors = errors
+    operation.claimed_until = None
+    max_attempts = int(get_setting("OPERATION_MAX_ATTEMPTS"))
+    if background and error.retryable and operation.attempts < max_attempts:
+        delay = background_delay(
+            max(1, operation.attempts),
+            base=float(get_setting("OPERATION_BACKOFF_BASE")),
+            cap=float(get_setting("OPERATION_BACKOFF_MAX")),
+            retry_after=error.retry_after,
+        )
+        operation.state = RemoteOperation.RETRY_SCHEDULED
+        operation.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+        outcome = CaseEvent.RETRY_SCHEDULED
+        message = f"{label} failed ({'; '.join(errors)}); retry in {int(delay)} s."
+    else:
+        operation.state = RemoteOperation.FAILED
+        operation.next_attempt_at = None
+        outcome = CaseEvent.FAILED
+        message = f"{label} failed: {'; '.join(errors)}"
+    operation.save()
+    record(
+        operation.case,
+        operation.kind,
+        outcome,
+        message,
+        status_code=error.http_status,
+        request_id=error.request_id,
+        operation=operation,
+        user=user,
+    )
+    if operation.state == RemoteOperation.RETRY_SCHEDULED:
+        from align_integration.workflows.background import enqueue_operation
+
+        enqueue_operation(operation)
+    raise OperationFailed(operation, error.http_status, errors)

@@ -1,0 +1,306 @@
+"""Sending a case to Align: create patient -> create primary order (IAS) -> upload assets.
+
+Resumable: the Align ids are kept on ``AlignCase`` and every remote step is a
+``RemoteOperation`` with a stored idempotency key, so running again after any failure
+starts at the failed step and never creates a second patient or order, also when the
+failure was ambiguous (the find calls are asked first).  A lease on ``AlignCase`` keeps
+two runs for one case from acting at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from align_integration import signals
+from align_integration.adapters import CaseAdapter, PatientData, get_adapter
+from align_integration.cases import can_send_to_align
+from align_integration.client.service import AlignServiceClient
+from align_integration.conf import get_setting
+from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.workflows.operations import (
+    Attempt,
+    OperationBusy,
+    OperationFailed,
+    operation_for,
+    run_operation,
+)
+from align_integration.workflows.results import AlignResult
+from align_integration.workflows.timeline import record, user_of
+
+ACTION = "initiate_order"
+
+
+def align_state(case: Any) -> AlignCase:
+    """The ``AlignCase`` row of ``case``, created on first use (safe under races)."""
+    try:
+        return AlignCase.objects.get(case=case)
+    except AlignCase.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            return AlignCase.objects.create(case=case)
+    except IntegrityError:
+        return AlignCase.objects.get(case=case)
+
+
+def _claim_case(state: AlignCase) -> str:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    seconds = int(get_setting("CASE_LEASE_SECONDS"))
+    claimed = (
+        AlignCase.objects.filter(pk=state.pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_token=token, lease_until=now + dt.timedelta(seconds=seconds))
+    )
+    return token if claimed else ""
+
+
+def _release_case(state: AlignCase, token: str) -> None:
+    AlignCase.objects.filter(pk=state.pk, lease_token=token).update(
+        lease_token="", lease_until=None
+    )
+
+
+def _patient_problems(patient: PatientData) -> list[str]:
+    """Field names (never values) that Align will refuse."""
+    missing = [
+        label
+        for label, value in (
+            ("first name", patient.first_name),
+            ("last name", patient.last_name),
+            ("date of birth", patient.date_of_birth),
+            ("medical record number", patient.mrn),
+        )
+        if not value
+    ]
+    return [f"The patient's {label} is missing." for label in missing]
+
+
+class OrderSender:
+    """The three steps for one case.  Use :func:`initiate_align_order`."""
+
+    def __init__(
+        self, case: Any, user: Any, client: AlignServiceClient, adapter: CaseAdapter
+    ) -> None:
+        self.case = case
+        self.user = user
+        self.client = client
+        self.adapter = adapter
+        self.case_id = adapter.case_reference(case)
+        self.patient = adapter.patient(case)
+
+    def create_patient(self, state: AlignCase) -> str:
+        if state.patient_id:
+            return state.patient_id
+        patient = self.patient
+        gender = patient.gender
+        operation = operation_for(
+            self.case,
+            RemoteOperation.CREATE_PATIENT,
+            f"create_patient:{self.case.pk}",
+            user=self.user,
+        )
+        if gender not in ("M", "F"):
+            gender = get_setting("DEFAULT_GENDER")
+            if operation.state != RemoteOperation.SUCCEEDED:
+                record(
+                    self.case,
+                    "gender_defaulted",
+                    CaseEvent.INFO,
+                    f"Patient gender is unknown; sent to Align as {gender} because Align "
+                    "accepts only M or F. Set the gender and correct it at Align if needed.",
+                    user=self.user,
+                )
+        body = {
+            "caseId": self.case_id,
+            "mrn": patient.mrn,
+            "firstName": patient.first_name,
+            "lastName": patient.last_name,
+            "dateOfBirth": patient.date_of_birth.isoformat() if patient.date_of_birth else "",
+            "gender": gender,
+            "email": patient.email,
+            "phone": patient.phone,
+        }
+
+        def reconcile() -> dict[str, Any] | None:
+            found = [r for r in self.client.find_patients(self.case_id) if r.get("patientId")]
+            return {"patientId": str(found[0]["patientId"])} if found else None
+
+        answer = run_operation(
+            operation,
+            Attempt(
+                call=lambda key: self.client.create_patient(body, idempotency_key=key),
+                reconcile=reconcile,
+                patient=patient,
+                label="Create patient",
+            ),
+            user=self.user,
+        )
+        patient_id = str(answer.get("patientId") or "")
+        if not patient_id:
+            raise _protocol_error(operation, "Create patient answer had no patientId.")
+        AlignCase.objects.filter(pk=state.pk).update(patient_id=patient_id)
+        state.patient_id = patient_id
+        return patient_id
+
+    def create_order(self, state: AlignCase) -> str:
+        if state.order_id:
+            return state.order_id
+        order_type = get_setting("PRIMARY_ORDER_TYPE")
+        operation = operation_for(
+            self.case,
+            RemoteOperation.CREATE_ORDER,
+            f"create_order:{self.case.pk}",
+            user=self.user,
+        )
+        body = {
+            "caseId": self.case_id,
+            "patientId": state.patient_id,
+            "mrn": self.patient.mrn,
+            "orderType": order_type,
+            "treatmentOption": self.adapter.treatment_option(self.case),
+            "chiefConcern": get_setting("CHIEF_CONCERN"),
+        }
+
+        def reconcile() -> dict[str, Any] | None:
+            for found in self.client.find_orders(self.case_id):
+                if found.get("orderId") and found.get("orderType", order_type) == order_type:
+                    return {"orderId": str(found["orderId"])}
+            return None
+
+        answer = run_operation(
+            operation,
+            Attempt(
+                call=lambda key: self.client.create_order(body, idempotency_key=key),
+                reconcile=reconcile,
+                patient=self.patient,
+                label=f"Create primary order ({order_type})",
+            ),
+            user=self.user,
+        )
+        order_id = str(answer.get("orderId") or "")
+        if not order_id:
+            raise _protocol_error(operation, "Create order answer had no orderId.")
+        AlignCase.objects.filter(pk=state.pk).update(order_id=order_id)
+        state.order_id = order_id
+        return order_id
+
+    def upload_assets(self, state: AlignCase) -> None:
+        if state.assets_uploaded_at:
+            return
+        asset_ids = sorted(
+            CaseAsset.objects.current()
+            .filter(case=self.case, kind=CaseAsset.STL)
+            .values_list("pk", flat=True)
+        )
+        fingerprint = hashlib.sha256(",".join(map(str, asset_ids)).encode()).hexdigest()[:16]
+        operation = operation_for(
+            self.case,
+            RemoteOperation.UPLOAD_ASSETS,
+            f"upload_assets:{self.case.pk}:{fingerprint}",
+            payload={"asset_ids": asset_ids},
+            user=self.user,
+        )
+        run_operation(
+            operation,
+            Attempt(
+                call=lambda key: self.client.upload_assets(
+                    patient_id=state.patient_id,
+                    mrn=self.patient.mrn,
+                    case_id=self.case_id,
+                    idempotency_key=key,
+                ),
+                patient=self.patient,
+                label=f"Upload assets ({len(asset_ids)} STL files)",
+            ),
+            user=self.user,
+        )
+        now = timezone.now()
+        AlignCase.objects.filter(pk=state.pk).update(assets_uploaded_at=now)
+        state.assets_uploaded_at = now
+
+
+def _protocol_error(operation: RemoteOperation, message: str) -> OperationFailed:
+    RemoteOperation.objects.filter(pk=operation.pk).update(
+        state=RemoteOperation.FAILED, last_errors=[message]
+    )
+    record(operation.case, operation.kind, CaseEvent.FAILED, message, status_code=502)
+    return OperationFailed(operation, 502, [message])
+
+
+def initiate_align_order(
+    request_or_user: Any, case: Any, *, client: AlignServiceClient | None = None
+) -> AlignResult:
+    """Send ``case`` to Align, or resume where an earlier run stopped."""
+    user = user_of(request_or_user)
+    eligibility = can_send_to_align(case)
+    if not eligibility.ok:
+        errors = [f"Not met: {label}" for label in eligibility.failed]
+        record(case, ACTION, CaseEvent.FAILED, "; ".join(errors), status_code=400, user=user)
+        return AlignResult(400, errors)
+
+    state = align_state(case)
+    if state.order_sent:
+        record(case, ACTION, CaseEvent.SKIPPED, "Already sent to Align; nothing to do.", user=user)
+        return AlignResult.success()
+
+    lease = _claim_case(state)
+    if not lease:
+        message = "This case is already being sent to Align by another request."
+        record(case, ACTION, CaseEvent.SKIPPED, message, status_code=409, user=user)
+        return AlignResult(409, [message])
+    try:
+        adapter = get_adapter()
+        try:
+            sender = OrderSender(case, user, client or AlignServiceClient(), adapter)
+        except (AttributeError, ObjectDoesNotExist):
+            message = "The case's patient record is missing or incomplete."
+            record(case, ACTION, CaseEvent.FAILED, message, status_code=400, user=user)
+            return AlignResult(400, [message])
+        problems = _patient_problems(sender.patient)
+        if problems:
+            record(case, ACTION, CaseEvent.FAILED, " ".join(problems), status_code=400, user=user)
+            return AlignResult(400, problems)
+        state.refresh_from_db()
+        record(case, ACTION, CaseEvent.STARTED, "Sending the case to Align.", user=user)
+        try:
+            sender.create_patient(state)
+            sender.create_order(state)
+            sender.upload_assets(state)
+        except OperationBusy:
+            message = "A step of this case is being retried right now; try again shortly."
+            record(case, ACTION, CaseEvent.SKIPPED, message, status_code=409, user=user)
+            return AlignResult(409, [message])
+        except OperationFailed as failure:
+            record(
+                case,
+                ACTION,
+                CaseEvent.FAILED,
+                f"Stopped at {failure.operation.get_kind_display().lower()}; "
+                "running again resumes there.",
+                status_code=failure.status_code,
+                user=user,
+            )
+            return AlignResult(failure.status_code, failure.errors)
+        record(
+            case,
+            ACTION,
+            CaseEvent.SUCCEEDED,
+            f"Sent to Align (patient {state.patient_id}, order {state.order_id}).",
+            status_code=200,
+            user=user,
+        )
+        transaction.on_commit(
+            lambda: signals.order_initiated.send(sender=AlignCase, case=case, align_case=state)
+        )
+        return AlignResult.success()
+    finally:
+        _release_case(state, lease)
