@@ -132,9 +132,7 @@ def make_case(db: Any) -> Callable[..., Any]:
 
 @pytest.fixture
 def staff_user(db: Any, django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(
-        username="staff", password="pw", is_staff=True
-    )
+    return django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
 
 
 @pytest.fixture
