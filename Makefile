@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make demo   - the demo host project on SQLite with the sandbox standing in for Align
+#   make test   - the whole test suite (lint, migrations check, pytest, Django 6.x via tox, docs)
+# Both set up everything they need (a .venv here) on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# pyenv keeps 3.12/3.13 next to the default 3.11; this makes their shims answer for tox.
+export PYENV_VERSION ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -E '^3\.1[123]\.' | sort -V | tr '\n' ':' | sed 's/:$$//')
+
+.PHONY: demo test lint unit tox docs clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test,demo,docs]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python demo/run.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations --check --dry-run
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest
+
+tox: $(BIN)/.installed
+	$(BIN)/tox run -e $(TOX_ENVS)
+
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+TOX_ENVS ?= py312-django61
+
+test: lint unit tox docs
+
+clean:
+	rm -rf $(VENV) .tox site dist build

@@ -1,0 +1,82 @@
+"""The iTero lab connector's flows: pairing, scan intake, downloads, linking, return scan.
+
+``run_due_itero_work`` is what the ``align_worker`` command calls on every pass: it
+processes stored notifications, polls Get Orders when the window is due and the connection
+is paired, and runs due downloads.
+
+Modules: ``connection`` (tokens), ``pairing``, ``notifications``, ``polling``, ``scans``
+(order → scan revision), ``downloads``, ``extraction``, ``linking``, ``returns``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from align_integration.client.errors import AlignError
+from align_integration.workflows.itero.connection import IteroNeedsRepairing, IteroNotPaired
+from align_integration.workflows.itero.downloads import (
+    download_scan,
+    retry_download_now,
+    run_due_downloads,
+)
+from align_integration.workflows.itero.linking import link_scan_to_case
+from align_integration.workflows.itero.notifications import (
+    process_notifications,
+    store_notification,
+)
+from align_integration.workflows.itero.pairing import (
+    complete_authorization,
+    pair_account,
+    unpair_account,
+)
+from align_integration.workflows.itero.polling import poll_orders
+from align_integration.workflows.itero.returns import return_scan_to_doctor
+
+logger = logging.getLogger("align_integration.itero")
+
+__all__ = [
+    "IteroNeedsRepairing",
+    "IteroNotPaired",
+    "complete_authorization",
+    "download_scan",
+    "link_scan_to_case",
+    "pair_account",
+    "poll_orders",
+    "process_notifications",
+    "retry_download_now",
+    "return_scan_to_doctor",
+    "run_due_downloads",
+    "run_due_itero_work",
+    "store_notification",
+    "unpair_account",
+]
+
+
+def run_due_itero_work() -> int:
+    """One worker pass of the iTero connector; returns how many items were handled.
+
+    Never raises for iTero trouble: each step logs and leaves its work for the next pass.
+    """
+    from align_integration.conf import get_setting
+
+    if not get_setting("ITERO", "CLIENT_ID"):
+        return 0  # the connector is not configured
+    handled = 0
+    steps = (
+        ("notifications", process_notifications),
+        ("poll", poll_orders),
+        ("downloads", run_due_downloads),
+    )
+    for name, step in steps:
+        try:
+            handled += int(step())
+        except (IteroNeedsRepairing, IteroNotPaired):
+            logger.warning("itero_work step=%s outcome=waiting_for_pairing", name)
+        except AlignError as error:
+            logger.warning(
+                "itero_work step=%s outcome=failed status=%s error=%s",
+                name,
+                error.status_code or "-",
+                type(error).__name__,
+            )
+    return handled

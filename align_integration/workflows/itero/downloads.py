@@ -1,0 +1,232 @@
+"""Downloading a scan: stream the iDE archive to a temp file, check it, extract it.
+
+A download is claimed first (one worker per scan), streamed to a temporary file (memory
+stays bounded whatever the size), checked against ``Content-Length`` and only then
+extracted into the case's assets.  A 404 means iTero is still converting (or, because of
+the 404, regenerating) the files: the scan is retried later with a growing delay, up to
+``ITERO["DOWNLOAD_MAX_ATTEMPTS"]``, then marked failed — visible in the admin, where staff
+can retry it.  Without a usable pairing the scan simply waits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+
+from django.db.models import Q
+from django.utils import timezone
+
+from align_integration.client.errors import AlignError, AlignNotFound
+from align_integration.client.itero import IteroDownloadIncomplete
+from align_integration.conf import get_setting
+from align_integration.models import CaseAsset, CaseEvent, IteroConnection, IteroScan
+from align_integration.signals import scan_received
+from align_integration.workflows.itero.connection import (
+    IteroNeedsRepairing,
+    IteroNotPaired,
+    itero_client,
+)
+from align_integration.workflows.itero.extraction import (
+    UnsafeArchive,
+    assets_summary,
+    extract_scan_archive,
+)
+from align_integration.workflows.timeline import record
+
+logger = logging.getLogger("align_integration.itero")
+
+#: How long one download may hold its claim before another worker may take the scan over.
+CLAIM_SECONDS = 1800
+ACTION = "itero_scan_download"
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before the next try: ``DOWNLOAD_RETRY_BASE`` doubled per attempt, capped."""
+    base = float(get_setting("ITERO", "DOWNLOAD_RETRY_BASE"))
+    cap = float(get_setting("OPERATION_BACKOFF_MAX"))
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    if retry_after is not None:
+        delay = max(delay, min(float(retry_after), cap))
+    return delay
+
+
+def _claim(scan: IteroScan) -> bool:
+    now = timezone.now()
+    claimed = (
+        IteroScan.objects.filter(pk=scan.pk, case__isnull=False)
+        .filter(Q(state=IteroScan.PENDING) | Q(state=IteroScan.DOWNLOADING, claimed_until__lt=now))
+        .update(
+            state=IteroScan.DOWNLOADING,
+            claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+            updated_at=now,
+        )
+    )
+    scan.refresh_from_db()
+    return bool(claimed)
+
+
+def _release(scan: IteroScan, reason: str) -> None:
+    """Back to pending without counting an attempt: the pairing is not usable right now."""
+    scan.state = IteroScan.PENDING
+    scan.claimed_until = None
+    scan.last_error = reason[:500]
+    scan.save()
+    logger.info("itero_scan=%s rx=%s outcome=waiting reason=%s", scan.pk, scan.rx_id, reason)
+
+
+def _retry_later(scan: IteroScan, error: AlignError, reason: str) -> None:
+    max_attempts = int(get_setting("ITERO", "DOWNLOAD_MAX_ATTEMPTS"))
+    scan.claimed_until = None
+    scan.last_status_code = error.status_code
+    scan.last_error = f"{reason} (attempt {scan.attempts} of {max_attempts})"[:500]
+    if scan.attempts >= max_attempts:
+        _fail(scan, f"{reason}; gave up after {scan.attempts} attempts", error)
+        return
+    delay = retry_delay(scan.attempts, error.retry_after)
+    scan.state = IteroScan.PENDING
+    scan.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+    scan.save()
+    record(
+        scan.case,
+        ACTION,
+        CaseEvent.RETRY_SCHEDULED,
+        f"iTero scan Rx {scan.rx_id}: {reason}; retry in {int(delay)} s "
+        f"(attempt {scan.attempts} of {max_attempts}).",
+        status_code=error.status_code,
+        request_id=error.request_id,
+    )
+
+
+def _fail(scan: IteroScan, reason: str, error: AlignError | None = None) -> None:
+    scan.state = IteroScan.FAILED
+    scan.claimed_until = None
+    scan.next_attempt_at = None
+    scan.last_error = reason[:500]
+    if error is not None:
+        scan.last_status_code = error.status_code
+    scan.save()
+    record(
+        scan.case,
+        ACTION,
+        CaseEvent.FAILED,
+        f"iTero scan Rx {scan.rx_id}: download failed: {reason}.",
+        status_code=error.status_code if error is not None else None,
+        request_id=error.request_id if error is not None else "",
+    )
+    logger.warning("itero_scan=%s rx=%s outcome=failed", scan.pk, scan.rx_id)
+
+
+def _done(scan: IteroScan, members: int, created: list[CaseAsset]) -> None:
+    scan.state = IteroScan.DOWNLOADED
+    scan.claimed_until = None
+    scan.next_attempt_at = None
+    scan.last_error = ""
+    scan.last_status_code = 200
+    scan.asset_count = members
+    scan.downloaded_at = timezone.now()
+    scan.save()
+    counts = assets_summary(scan)
+    kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
+    record(
+        scan.case,
+        ACTION,
+        CaseEvent.SUCCEEDED,
+        f"iTero scan Rx {scan.rx_id} (order {scan.order_id or '-'}, revision {scan.revision}) "
+        f"downloaded: {members} files ({kinds or 'none'}).",
+        status_code=200,
+    )
+    logger.info(
+        "itero_scan=%s rx=%s outcome=downloaded members=%d created=%d case=%s",
+        scan.pk,
+        scan.rx_id,
+        members,
+        len(created),
+        scan.case_id,
+    )
+    scan_received.send(sender=IteroScan, case=scan.case, scan=scan)
+
+
+def download_scan(scan: IteroScan) -> bool:
+    """Try to download ``scan`` now; True when it was downloaded and stored.
+
+    Never raises for iTero or archive problems: the outcome is on the scan (retry
+    scheduled, failed, or waiting for the pairing) and in the case's timeline.
+    """
+    if scan.case_id is None:
+        return False
+    if not _claim(scan):
+        return False
+    connection = IteroConnection.load()
+    if not connection.is_paired:
+        _release(scan, f"iTero connection is {connection.state}")
+        return False
+    scan.attempts += 1
+    scan.save(update_fields=["attempts", "updated_at"])
+    itero = get_setting("ITERO")
+    client = itero_client(connection)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed and removed in finally
+        prefix="itero-scan-", suffix=".zip", dir=itero["DOWNLOAD_TEMP_DIR"] or None, delete=False
+    )
+    try:
+        try:
+            with handle:
+                client.download(scan.rx_id, handle, max_bytes=int(itero["MAX_ZIP_BYTES"]))
+            members, created = extract_scan_archive(handle.name, scan)
+        except (IteroNeedsRepairing, IteroNotPaired) as error:
+            scan.attempts -= 1
+            _release(scan, str(error))
+            return False
+        except AlignNotFound as error:
+            _retry_later(scan, error, "files not ready at iTero (404)")
+            return False
+        except IteroDownloadIncomplete as error:
+            _retry_later(scan, error, "download incomplete; nothing kept")
+            return False
+        except UnsafeArchive as error:
+            _fail(scan, f"archive refused: {error}")
+            return False
+        except AlignError as error:
+            if error.retryable:
+                _retry_later(scan, error, f"iTero answered {error.status_code or 'nothing'}")
+            else:
+                _fail(scan, f"iTero answered {error.status_code or 'nothing'}", error)
+            return False
+        except OSError as error:  # local disk or storage trouble: worth another try
+            _retry_later(
+                scan,
+                AlignError(type(error).__name__),
+                f"could not store the files ({type(error).__name__})",
+            )
+            return False
+        _done(scan, members, created)
+        return True
+    finally:
+        client.close()
+        try:
+            os.unlink(handle.name)
+        except FileNotFoundError:
+            pass
+
+
+def run_due_downloads(limit: int = 20) -> int:
+    """Download every scan that is due; returns how many were tried."""
+    tried = 0
+    for scan in list(IteroScan.objects.due().order_by("next_attempt_at", "pk")[:limit]):
+        download_scan(scan)
+        tried += 1
+    return tried
+
+
+def retry_download_now(scan: IteroScan) -> bool:
+    """Staff's "retry download now": reset a failed or waiting retry and try at once."""
+    scan.refresh_from_db()
+    if scan.case_id is None or scan.state not in (IteroScan.PENDING, IteroScan.FAILED):
+        return False
+    if scan.state == IteroScan.FAILED:
+        scan.attempts = 0
+    scan.state = IteroScan.PENDING
+    scan.next_attempt_at = timezone.now()
+    scan.save()
+    return download_scan(scan)

@@ -1,0 +1,255 @@
+"""Safe extraction of an iTero scan archive into the case's assets.
+
+The whole archive is checked before anything is written: member names must stay inside
+the target (no absolute paths, drive letters, ``..`` or NUL), no symlinks (checked in
+``external_attr``), no encrypted members, a bounded member count, total uncompressed size
+and compression ratio (``ITERO["MAX_*"]``).  Members are then streamed one by one through
+Django's storage API (``CaseAsset.file``), under generated names — never the archive's
+names, which can carry patient data.  ``source_ref`` (``rxId:revision:member``) is unique
+per case, so extracting the same revision again adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from django.core.files import File
+from django.db import IntegrityError, transaction
+
+from align_integration.conf import get_setting
+from align_integration.models import CaseAsset, IteroScan
+
+logger = logging.getLogger("align_integration.itero")
+
+#: Members this small are never treated as compression bombs (a tiny, very regular file).
+RATIO_FLOOR_BYTES = 1024 * 1024
+READ_CHUNK = 1024 * 1024
+
+KIND_BY_EXTENSION = {
+    ".stl": CaseAsset.STL,
+    ".ply": CaseAsset.PLY,
+    ".pdf": CaseAsset.RX_PDF,
+    ".html": CaseAsset.RX_HTML,
+    ".htm": CaseAsset.RX_HTML,
+    ".xml": CaseAsset.SCAN_XML,
+    ".jpg": CaseAsset.THUMBNAIL,
+    ".jpeg": CaseAsset.THUMBNAIL,
+    ".png": CaseAsset.THUMBNAIL,
+}
+CONTENT_TYPES = {
+    ".stl": "model/stl",
+    ".ply": "application/ply",
+    ".pdf": "application/pdf",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xml": "application/xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+}
+
+
+class UnsafeArchive(Exception):
+    """The archive breaks a safety rule; nothing of it was written."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_members: int
+    max_uncompressed_bytes: int
+    max_compression_ratio: float
+
+    @classmethod
+    def from_settings(cls) -> ArchiveLimits:
+        itero = get_setting("ITERO")
+        return cls(
+            max_members=int(itero["MAX_ZIP_MEMBERS"]),
+            max_uncompressed_bytes=int(itero["MAX_UNCOMPRESSED_BYTES"]),
+            max_compression_ratio=float(itero["MAX_COMPRESSION_RATIO"]),
+        )
+
+
+def safe_member_name(name: str) -> str:
+    """The member's relative path, or :class:`UnsafeArchive` if it could leave the target."""
+    if "\x00" in name:
+        raise UnsafeArchive("member name holds a NUL character")
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized):
+        raise UnsafeArchive("member has an absolute path")
+    parts = [part for part in normalized.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        raise UnsafeArchive("member path leaves the target folder (..)")
+    return "/".join(parts)
+
+
+def is_symlink(info: zipfile.ZipInfo) -> bool:
+    """Unix mode bits live in the high 16 bits of ``external_attr``."""
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def check_archive(
+    archive: zipfile.ZipFile, limits: ArchiveLimits, *, archive_size: int
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The (member, safe name) pairs to extract; :class:`UnsafeArchive` on any violation."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        raise UnsafeArchive(f"archive has {len(infos)} members, over {limits.max_members}")
+    members: list[tuple[zipfile.ZipInfo, str]] = []
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = safe_member_name(info.filename)
+        if is_symlink(info):
+            raise UnsafeArchive("archive holds a symbolic link")
+        if info.is_dir() or not name:
+            continue
+        if info.flag_bits & 0x1:
+            raise UnsafeArchive("archive holds an encrypted member")
+        if name in seen:
+            raise UnsafeArchive("archive holds the same member name twice")
+        seen.add(name)
+        total += info.file_size
+        if total > limits.max_uncompressed_bytes:
+            raise UnsafeArchive(
+                f"archive expands to more than {limits.max_uncompressed_bytes} bytes"
+            )
+        ratio_limit = limits.max_compression_ratio * max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > ratio_limit:
+            raise UnsafeArchive("a member's compression ratio is too high (zip bomb?)")
+        members.append((info, name))
+    if total > RATIO_FLOOR_BYTES and total > limits.max_compression_ratio * max(archive_size, 1):
+        raise UnsafeArchive("the archive's compression ratio is too high (zip bomb?)")
+    return members
+
+
+def kind_of(name: str) -> str:
+    return KIND_BY_EXTENSION.get(os.path.splitext(name)[1].lower(), CaseAsset.SCAN_FILE)
+
+
+def source_ref(scan: IteroScan, name: str) -> str:
+    ref = f"{scan.rx_id}:{scan.revision}:{name}"
+    if len(ref) > 255:  # keep it unique, and within the column
+        ref = (
+            f"{scan.rx_id}:{scan.revision}:sha256-{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+        )
+    return ref[:255]
+
+
+class _MeteredReader:
+    """Reads a member, hashing and counting; refuses more bytes than the archive declared."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.count = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = READ_CHUNK) -> bytes:
+        chunk = self.stream.read(READ_CHUNK if size is None or size < 0 else size)
+        self.count += len(chunk)
+        if self.count > self.limit:
+            raise UnsafeArchive("a member is larger than the archive declares")
+        self.sha256.update(chunk)
+        return chunk
+
+
+def _store_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, scan: IteroScan, ref: str
+) -> CaseAsset | None:
+    extension = os.path.splitext(name)[1].lower()
+    asset = CaseAsset(
+        case=scan.case,
+        kind=kind_of(name),
+        source="itero",
+        source_ref=ref,
+        external_key=f"itero:{scan.rx_id}"[:255],
+        content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
+    )
+    with archive.open(info) as member:
+        reader = _MeteredReader(member, info.file_size)
+        content = File(reader, name=f"scan{extension or '.bin'}")
+        content.size = info.file_size
+        try:
+            asset.file.save(content.name, content, save=False)
+        except BaseException:
+            if asset.file.name:
+                asset.file.delete(save=False)
+            raise
+    asset.size = reader.count
+    asset.sha256 = reader.sha256.hexdigest()
+    try:
+        with transaction.atomic():
+            asset.save()
+    except IntegrityError:  # stored meanwhile by another worker: keep theirs
+        asset.file.delete(save=False)
+        return None
+    return asset
+
+
+def extract_scan_archive(
+    path: str, scan: IteroScan, *, limits: ArchiveLimits | None = None
+) -> tuple[int, list[CaseAsset]]:
+    """Check the archive at ``path``, then store each member as a ``CaseAsset`` of the scan's
+    case.  Returns (members in the archive, assets created now)."""
+    if scan.case_id is None:
+        raise ValueError("the scan has no case to extract into")
+    limits = limits or ArchiveLimits.from_settings()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UnsafeArchive("the download is not a zip archive") from error
+    created: list[CaseAsset] = []
+    with archive:
+        members = check_archive(archive, limits, archive_size=os.path.getsize(path))
+        refs = {name: source_ref(scan, name) for _, name in members}
+        existing = set(
+            CaseAsset.objects.filter(
+                case=scan.case, source_ref__in=list(refs.values())
+            ).values_list("source_ref", flat=True)
+        )
+        try:
+            for info, name in members:
+                if refs[name] in existing:
+                    continue
+                asset = _store_member(archive, info, name, scan, refs[name])
+                if asset is not None:
+                    created.append(asset)
+        except BaseException as error:
+            _discard(created)  # all or nothing: a half-extracted revision is not kept
+            if isinstance(error, zipfile.BadZipFile | zipfile.LargeZipFile | EOFError):
+                raise UnsafeArchive("the archive is corrupt") from error
+            if isinstance(error, RuntimeError | NotImplementedError):
+                raise UnsafeArchive("the archive is encrypted or unsupported") from error
+            raise
+    logger.info(
+        "itero_scan=%s rx=%s outcome=extracted members=%d created=%d",
+        scan.pk,
+        scan.rx_id,
+        len(members),
+        len(created),
+    )
+    return len(members), created
+
+
+def _discard(assets: list[CaseAsset]) -> None:
+    for asset in assets:
+        asset.file.delete(save=False)
+        asset.delete()
+
+
+def assets_summary(scan: IteroScan) -> dict[str, Any]:
+    """Counts per kind of the scan's assets in its case (for messages)."""
+    counts: dict[str, int] = {}
+    prefix = f"{scan.rx_id}:{scan.revision}:"
+    for kind in CaseAsset.objects.filter(
+        case_id=scan.case_id, source="itero", source_ref__startswith=prefix
+    ).values_list("kind", flat=True):
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts

@@ -1,0 +1,126 @@
+"""Scan notifications: stored as received, then confirmed with order-by-Rx-id.
+
+A notification is only a hint (no signature scheme is published), so nothing is downloaded
+on its word: the worker fetches the order by Rx id and registers that.  Several
+notifications for the same Rx id (iTero sends one per file change, and may repeat one) are
+confirmed with one order look-up and act once.  A 404 on the look-up (the scan is not ready
+yet) is retried later like a download.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
+
+from align_integration.client.errors import AlignError, AlignNotFound
+from align_integration.conf import get_setting
+from align_integration.models import IteroConnection, IteroNotification
+from align_integration.workflows.itero.connection import (
+    IteroNeedsRepairing,
+    IteroNotPaired,
+    itero_client,
+)
+from align_integration.workflows.itero.downloads import retry_delay
+from align_integration.workflows.itero.scans import register_order
+
+logger = logging.getLogger("align_integration.itero")
+
+MAX_FIELD = 128
+
+
+def store_notification(rx_id: str, account_number: str) -> IteroNotification | None:
+    """Keep a notification for the worker; ``None`` when its account is not ours."""
+    connection = IteroConnection.load()
+    if not connection.knows_account or account_number != connection.account_number:
+        logger.info("itero_notification outcome=ignored reason=unknown_account")
+        return None
+    notification = IteroNotification.objects.create(
+        rx_id=rx_id[:MAX_FIELD],
+        account_number=account_number[:MAX_FIELD],
+        next_attempt_at=timezone.now(),
+    )
+    logger.info("itero_notification=%s rx=%s outcome=stored", notification.pk, notification.rx_id)
+    return notification
+
+
+def _finish(rows: list[IteroNotification], state: str, outcome: str, scan: object = None) -> None:
+    now = timezone.now()
+    IteroNotification.objects.filter(pk__in=[row.pk for row in rows]).update(
+        state=state, outcome=outcome[:200], processed_at=now, next_attempt_at=None, scan=scan
+    )
+
+
+def _retry_later(rows: list[IteroNotification], error: AlignError, reason: str) -> None:
+    max_attempts = int(get_setting("ITERO", "DOWNLOAD_MAX_ATTEMPTS"))
+    attempts = max(row.attempts for row in rows) + 1
+    if attempts >= max_attempts:
+        _finish(rows, IteroNotification.FAILED, f"{reason}; gave up after {attempts} attempts")
+        return
+    when = timezone.now() + dt.timedelta(seconds=retry_delay(attempts, error.retry_after))
+    IteroNotification.objects.filter(pk__in=[row.pk for row in rows]).update(
+        attempts=attempts, next_attempt_at=when, outcome=reason[:200]
+    )
+
+
+def process_notifications(limit: int = 50) -> int:
+    """Confirm and act on the stored notifications that are due; returns how many were handled."""
+    now = timezone.now()
+    due = list(
+        IteroNotification.objects.filter(state=IteroNotification.RECEIVED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("received_at", "pk")[:limit]
+    )
+    if not due:
+        return 0
+    connection = IteroConnection.load()
+    by_rx: dict[str, list[IteroNotification]] = {}
+    for row in due:
+        if row.account_number != connection.account_number or not connection.knows_account:
+            _finish([row], IteroNotification.IGNORED, "account is not paired")
+            continue
+        by_rx.setdefault(row.rx_id, []).append(row)
+    if by_rx and not connection.is_paired:
+        return len(due) - sum(len(rows) for rows in by_rx.values())  # waits for re-pairing
+    handled = len(due) - sum(len(rows) for rows in by_rx.values())
+    client = itero_client(connection)
+    try:
+        for rx_id, rows in by_rx.items():
+            try:
+                order = client.get_order(rx_id)
+            except (IteroNeedsRepairing, IteroNotPaired):
+                break  # the rest waits for the pairing, untouched
+            except AlignNotFound as error:
+                _retry_later(rows, error, "order not found yet (404)")
+                handled += len(rows)
+                continue
+            except AlignError as error:
+                if error.retryable:
+                    _retry_later(rows, error, f"order look-up answered {error.status_code}")
+                else:
+                    _finish(rows, IteroNotification.FAILED, f"order look-up: {error}")
+                handled += len(rows)
+                continue
+            if str(order.get("rxId") or rx_id) != rx_id:
+                _finish(rows, IteroNotification.FAILED, "order look-up answered another Rx id")
+                handled += len(rows)
+                continue
+            order.setdefault("rxId", rx_id)
+            scan, created = register_order(order, source="notification", connection=connection)
+            if scan is None:
+                _finish(rows, IteroNotification.IGNORED, "order is not for the paired account")
+            else:
+                outcome = "new scan revision" if created else "scan revision already known"
+                _finish(rows, IteroNotification.PROCESSED, outcome, scan)
+            handled += len(rows)
+            logger.info(
+                "itero_rx=%s notifications=%d outcome=%s",
+                rx_id,
+                len(rows),
+                "new_revision" if created else "known_revision",
+            )
+    finally:
+        client.close()
+    return handled

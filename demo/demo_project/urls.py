@@ -1,0 +1,29 @@
+"""URLs of the demo: its own pages, Django's login/logout, the admin and the app."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from cases import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("staff/cases/", views.staff_cases, name="staff-cases"),
+    path("staff/cases/<uuid:case_uuid>/gender/", views.set_gender, name="set-gender"),
+    path(
+        "staff/cases/<uuid:case_uuid>/aligners-bought/",
+        views.mark_aligners_bought,
+        name="aligners-bought",
+    ),
+    path("provider/cases/", views.provider_cases, name="provider-cases"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("align/", include("align_integration.urls")),
+    # Uploaded files (the seeded STL files, acceptance screenshots), served only in DEBUG.
+    *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
+]

@@ -1,0 +1,22 @@
+"""Adapters the tests plug in through ``CASE_ADAPTER``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from align_integration.adapters import CaseAdapter
+
+
+class StatusMovingAdapter(CaseAdapter):
+    """Moves the host case into the provider portal when a plan arrives."""
+
+    def on_treatment_plan_ready(self, case: Any) -> None:
+        case.status = "IN_PROVIDER_PORTAL"
+        case.save(update_fields=["status"])
+
+
+class BrokenPortalAdapter(CaseAdapter):
+    """A host hook that fails (with a message that must not be stored)."""
+
+    def on_treatment_plan_ready(self, case: Any) -> None:
+        raise RuntimeError("Secret patient Zebulon failed")

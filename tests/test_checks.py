@@ -1,0 +1,93 @@
+"""System checks: each misconfiguration is reported by its stable id, naming the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from align_integration.checks import check_settings
+
+
+def ids(settings: Any) -> dict[str, str]:
+    return {problem.id: problem.msg for problem in check_settings()}
+
+
+def configure(settings: Any, **changes: Any) -> None:
+    config = dict(settings.ALIGN_INTEGRATION)
+    for key, value in changes.items():
+        if key == "SERVICE":
+            config["SERVICE"] = {**config["SERVICE"], **value}
+        else:
+            config[key] = value
+    settings.ALIGN_INTEGRATION = config
+
+
+def test_the_test_settings_pass(settings: Any) -> None:
+    settings.DEBUG = True  # LocMem is fine while DEBUG
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize("key", ["BASE_URL", "CLIENT_ID", "CLIENT_SECRET"])
+def test_missing_service_key_is_e001_naming_it(settings: Any, key: str) -> None:
+    configure(settings, SERVICE={key: ""})
+    problems = ids(settings)
+    assert "align_integration.E001" in problems
+    assert key in problems["align_integration.E001"]
+
+
+def test_case_model_that_does_not_exist_is_e002(settings: Any) -> None:
+    settings.ALIGN_INTEGRATION_CASE_MODEL = "nope.Case"
+    assert "align_integration.E002" in ids(settings)
+
+
+@pytest.mark.parametrize("path", ["no.such.Adapter", "align_integration.conf.get_setting"])
+def test_bad_adapter_path_is_e003(settings: Any, path: str) -> None:
+    configure(settings, CASE_ADAPTER=path)
+    assert "align_integration.E003" in ids(settings)
+
+
+def test_unknown_token_cache_alias_is_e004(settings: Any) -> None:
+    configure(settings, TOKEN_CACHE="tokens")
+    assert "'tokens'" in ids(settings)["align_integration.E004"]
+
+
+def test_plain_http_outside_debug_is_e005_but_loopback_is_fine(settings: Any) -> None:
+    settings.DEBUG = False
+    configure(settings, SERVICE={"BASE_URL": "http://align.example.com"})
+    assert "align_integration.E005" in ids(settings)
+    configure(settings, SERVICE={"BASE_URL": "http://127.0.0.1:8765"})
+    assert "align_integration.E005" not in ids(settings)
+    settings.DEBUG = True
+    configure(settings, SERVICE={"BASE_URL": "http://align.example.com"})
+    assert "align_integration.E005" not in ids(settings)
+
+
+def test_per_process_token_cache_outside_debug_is_e006(settings: Any) -> None:
+    settings.DEBUG = False
+    assert "align_integration.E006" in ids(settings)
+    settings.DEBUG = True
+    assert "align_integration.E006" not in ids(settings)
+
+
+def test_malformed_callback_secret_is_e007_and_none_is_w001(settings: Any) -> None:
+    configure(settings, CALLBACK_SECRETS=["plain-secret"])
+    assert "align_integration.E007" in ids(settings)
+    configure(settings, CALLBACK_SECRETS=[])
+    assert "align_integration.W001" in ids(settings)
+
+
+def test_partial_itero_settings_are_e008(settings: Any) -> None:
+    configure(settings, ITERO={"CLIENT_ID": "x"})
+    problems = [p for p in check_settings() if p.id == "align_integration.E008"]
+    assert any("OAUTH_BASE_URL" in p.msg for p in problems)
+    assert not any("CLIENT_ID'" in p.msg for p in problems)
+
+
+def test_checks_run_through_manage_py_check(settings: Any) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    configure(settings, SERVICE={"CLIENT_SECRET": ""})
+    with pytest.raises(SystemCheckError, match=r"align_integration\.E001"):
+        call_command("check")
