@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-not-secret"
@@ -31,6 +32,11 @@ INSTALLED_APPS = [
     "align_integration",
     "tests.testapp",
 ]
+# The database task backend the ops tests run real workers on (tests/ops); on Django 5.2
+# Django's tasks framework is the django-tasks backport.
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")
+INSTALLED_APPS.append("django_tasks_db")
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

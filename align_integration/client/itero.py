@@ -383,27 +383,24 @@ class IteroClient:
             raise ValueError(f"asset_type must be one of {ASSET_TYPES}")
         url = self.endpoint("download", rxId=rx_id, assetType=asset_type)
         response = self._call("download", "GET", url, stream=True)
+        limit = max_bytes if max_bytes is not None else float("inf")
         try:
-            expected = _content_length(response)
-            if max_bytes is not None and expected is not None and expected > max_bytes:
-                raise IteroDownloadTooLarge(
-                    f"iTero scan archive is {expected} bytes, over the {max_bytes} limit",
-                    status_code=413,
-                )
+            try:
+                expected: int | None = int(response.headers["Content-Length"])
+            except (KeyError, ValueError):
+                expected = None
             received = 0
             try:
                 for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK):
                     received += len(chunk)
-                    if max_bytes is not None and received > max_bytes:
+                    if max(received, expected or 0) > limit:
                         raise IteroDownloadTooLarge(
-                            f"iTero scan archive exceeds the {max_bytes} bytes limit",
+                            f"iTero scan archive is over the {max_bytes} bytes limit",
                             status_code=413,
                         )
                     out.write(chunk)
             except (requests.RequestException, Urllib3HTTPError) as err:
-                raise IteroDownloadIncomplete(
-                    f"iTero download stopped after {received} bytes"
-                ) from err
+                raise IteroDownloadIncomplete(f"iTero download cut at {received} bytes") from err
             if expected is not None and received != expected:
                 raise IteroDownloadIncomplete(f"iTero download gave {received} of {expected} bytes")
             out.flush()
@@ -413,13 +410,3 @@ class IteroClient:
 
     def close(self) -> None:
         self.http.close()
-
-
-def _content_length(response: requests.Response) -> int | None:
-    value = response.headers.get("Content-Length")
-    if value is None:
-        return None
-    try:
-        return max(0, int(value))
-    except ValueError:
-        return None

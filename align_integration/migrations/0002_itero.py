@@ -6,90 +6,195 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('align_integration', '0001_initial'),
+        ("align_integration", "0001_initial"),
         migrations.swappable_dependency(settings.ALIGN_INTEGRATION_CASE_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IteroConnection',
+            name="IteroConnection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('account_number', models.CharField(blank=True, default='', max_length=64)),
-                ('account_name', models.CharField(blank=True, default='', max_length=200)),
-                ('state', models.CharField(choices=[('authorized', 'Signed in, not paired yet'), ('paired', 'Paired'), ('needs_repairing', 'Needs re-pairing'), ('unpaired', 'Un-paired')], db_index=True, default='unpaired', max_length=24)),
-                ('refresh_token_encrypted', models.TextField(blank=True, default='', editable=False)),
-                ('access_token_encrypted', models.TextField(blank=True, default='', editable=False)),
-                ('access_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('region', models.CharField(blank=True, default='', max_length=32)),
-                ('endpoints', models.JSONField(blank=True, default=dict, help_text='From Discovery.')),
-                ('discovered_at', models.DateTimeField(blank=True, null=True)),
-                ('callback_url', models.URLField(blank=True, default='', max_length=500)),
-                ('paired_at', models.DateTimeField(blank=True, null=True)),
-                ('last_poll_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, default='', max_length=500)),
-                ('state_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("account_number", models.CharField(blank=True, default="", max_length=64)),
+                ("account_name", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("authorized", "Signed in, not paired yet"),
+                            ("paired", "Paired"),
+                            ("needs_repairing", "Needs re-pairing"),
+                            ("unpaired", "Un-paired"),
+                        ],
+                        db_index=True,
+                        default="unpaired",
+                        max_length=24,
+                    ),
+                ),
+                (
+                    "refresh_token_encrypted",
+                    models.TextField(blank=True, default="", editable=False),
+                ),
+                (
+                    "access_token_encrypted",
+                    models.TextField(blank=True, default="", editable=False),
+                ),
+                ("access_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("region", models.CharField(blank=True, default="", max_length=32)),
+                (
+                    "endpoints",
+                    models.JSONField(blank=True, default=dict, help_text="From Discovery."),
+                ),
+                ("discovered_at", models.DateTimeField(blank=True, null=True)),
+                ("callback_url", models.URLField(blank=True, default="", max_length=500)),
+                ("paired_at", models.DateTimeField(blank=True, null=True)),
+                ("last_poll_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, default="", max_length=500)),
+                ("state_changed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'iTero connection',
+                "verbose_name": "iTero connection",
             },
         ),
         migrations.CreateModel(
-            name='IteroScan',
+            name="IteroScan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rx_id', models.CharField(db_index=True, max_length=64)),
-                ('order_id', models.CharField(blank=True, db_index=True, default='', max_length=64)),
-                ('account_number', models.CharField(blank=True, default='', max_length=64)),
-                ('revision', models.CharField(help_text="The order's version, else its status and receivedAt.", max_length=100)),
-                ('state', models.CharField(choices=[('pending', 'Pending download'), ('downloading', 'Downloading'), ('downloaded', 'Downloaded'), ('waiting_for_case', 'Waiting for a case'), ('failed', 'Failed'), ('returned', 'Returned to the doctor')], db_index=True, default='pending', max_length=24)),
-                ('source', models.CharField(blank=True, default='', help_text='notification or poll', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, default='', max_length=500)),
-                ('order_summary', models.JSONField(blank=True, default=dict, help_text='Ids, status, dates only.')),
-                ('asset_count', models.PositiveIntegerField(default=0)),
-                ('downloaded_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('case', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='itero_scans', to=settings.ALIGN_INTEGRATION_CASE_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rx_id", models.CharField(db_index=True, max_length=64)),
+                (
+                    "order_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=64),
+                ),
+                ("account_number", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "revision",
+                    models.CharField(
+                        help_text="The order's version, else its status and receivedAt.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending download"),
+                            ("downloading", "Downloading"),
+                            ("downloaded", "Downloaded"),
+                            ("waiting_for_case", "Waiting for a case"),
+                            ("failed", "Failed"),
+                            ("returned", "Returned to the doctor"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=24,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        blank=True, default="", help_text="notification or poll", max_length=16
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("claimed_until", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, default="", max_length=500)),
+                (
+                    "order_summary",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Ids, status, dates only."
+                    ),
+                ),
+                ("asset_count", models.PositiveIntegerField(default=0)),
+                ("downloaded_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="itero_scans",
+                        to=settings.ALIGN_INTEGRATION_CASE_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'iTero scan',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "iTero scan",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='IteroNotification',
+            name="IteroNotification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rx_id', models.CharField(db_index=True, max_length=128)),
-                ('account_number', models.CharField(max_length=128)),
-                ('state', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('failed', 'Failed')], db_index=True, default='received', max_length=16)),
-                ('outcome', models.CharField(blank=True, default='', max_length=200)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('scan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='notifications', to='align_integration.iteroscan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rx_id", models.CharField(db_index=True, max_length=128)),
+                ("account_number", models.CharField(max_length=128)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed"),
+                            ("ignored", "Ignored"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="received",
+                        max_length=16,
+                    ),
+                ),
+                ("outcome", models.CharField(blank=True, default="", max_length=200)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "scan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="notifications",
+                        to="align_integration.iteroscan",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'iTero notification',
-                'ordering': ['-received_at', '-pk'],
+                "verbose_name": "iTero notification",
+                "ordering": ["-received_at", "-pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='iteroscan',
-            index=models.Index(fields=['state', 'next_attempt_at'], name='align_integ_state_ef50ad_idx'),
+            model_name="iteroscan",
+            index=models.Index(
+                fields=["state", "next_attempt_at"], name="align_integ_state_ef50ad_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='iteroscan',
-            constraint=models.UniqueConstraint(fields=('rx_id', 'revision'), name='itero_scan_unique_revision'),
+            model_name="iteroscan",
+            constraint=models.UniqueConstraint(
+                fields=("rx_id", "revision"), name="itero_scan_unique_revision"
+            ),
         ),
     ]

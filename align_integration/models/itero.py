@@ -154,8 +154,9 @@ class IteroConnection(models.Model):
 
     @property
     def knows_account(self) -> bool:
-        """Notifications for the account are accepted (kept while re-pairing is needed)."""
-        return self.state in (self.PAIRED, self.NEEDS_REPAIRING) and bool(self.account_number)
+        """Notifications for the account are kept (also while re-pairing is needed or under
+        way: they wait for the pairing instead of being lost)."""
+        return self.state != self.UNPAIRED and bool(self.account_number)
 
 
 # -- scans ----------------------------------------------------------------------------------

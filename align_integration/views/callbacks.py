@@ -13,7 +13,6 @@ import json
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from standardwebhooks import Webhook
@@ -23,7 +22,9 @@ from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent
 from align_integration.workflows.callbacks import (
     InvalidEvent,
+    ProcessingFailed,
     find_case,
+    ingest,
     parse_event,
     process_event,
 )
@@ -89,33 +90,24 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
     except (ValueError, UnicodeDecodeError):
         return _reject(400, "body is not valid JSON")
     webhook_id = headers["webhook-id"][:255]
-    existing = CallbackEvent.objects.filter(webhook_id=webhook_id).first()
-    if existing is not None:
-        return _duplicate(existing)
     try:
         parsed = parse_event(payload)
-        find_case(parsed.case_id)
+        case = find_case(parsed.case_id)
     except InvalidEvent as error:
-        return _reject(422 if "caseId names" not in str(error) else 404, str(error))
+        if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
+            return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
+        return _reject(404 if "caseId names" in str(error) else 422, str(error))
+    kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
     try:
-        with transaction.atomic():
-            event = CallbackEvent.objects.create(
-                webhook_id=webhook_id,
-                event_type=parsed.event_type,
-                case_reference=parsed.case_id,
-                body=body.decode(),
-                headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
-            )
-    except IntegrityError:  # the same delivery, arriving at the same moment
-        return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-    try:
-        process_event(event.pk)
-    except Exception as error:  # our fault: kept on the row, retried by align_worker
-        logger.error("callback=%s outcome=failed error=%s", event.pk, type(error).__name__)
+        event = ingest(webhook_id, parsed, case, body.decode(), kept)
+    except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
         return JsonResponse(
-            {"ok": False, "error": "stored, but processing failed on our side; it will be retried"},
+            {"ok": False, "error": "stored, but processing failed on our side; it will be retried",
+             "event": failure.event.pk},
             status=500,
         )
+    if event is None:  # the same delivery again (or at the same moment)
+        return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
     return JsonResponse({"ok": True, "event": event.pk}, status=200)
 
 

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -32,6 +32,7 @@ SALES_ORDER = "sales_order.created"
 TREATMENT_PLAN = "treatment_plan.submitted"
 STATUS_CHANGED = "case.status_changed"
 EVENT_TYPES = (SALES_ORDER, TREATMENT_PLAN, STATUS_CHANGED)
+MAX_INT = 2_147_483_647  # the largest value every database's integer column holds
 
 
 class InvalidEvent(ValueError):
@@ -54,6 +55,8 @@ def _text(data: dict[str, Any], field: str, *, max_length: int = 64) -> str:
         raise InvalidEvent(f"data.{field} must not be empty.")
     if len(text) > max_length:
         raise InvalidEvent(f"data.{field} is longer than {max_length} characters.")
+    if "\x00" in text:
+        raise InvalidEvent(f"data.{field} must not contain NUL characters.")
     return text
 
 
@@ -64,6 +67,8 @@ def _when(data: dict[str, Any], field: str) -> dt.datetime:
         raise InvalidEvent(f"data.{field} must be an ISO 8601 date-time.")
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
+    if not 1970 <= parsed.astimezone(dt.UTC).year <= 9998:
+        raise InvalidEvent(f"data.{field} is out of range.")
     return parsed
 
 
@@ -92,8 +97,10 @@ def parse_event(payload: Any) -> ParsedEvent:
     elif event_type == TREATMENT_PLAN:
         clean["planId"] = _text(data, "planId")
         version = data.get("version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise InvalidEvent("data.version must be a non-negative integer.")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidEvent("data.version must be an integer.")
+        if not 0 <= version <= MAX_INT:
+            raise InvalidEvent(f"data.version must be an integer from 0 to {MAX_INT}.")
         clean["version"] = version
         clean["createdAt"] = _when(data, "createdAt")
     else:
@@ -108,6 +115,61 @@ def find_case(case_id: str) -> Any:
         return get_adapter().case_for_reference(case_id)
     except LookupError:
         raise InvalidEvent("data.caseId names no known case.") from None
+
+
+def _failure_text(error: BaseException) -> str:
+    # Our own messages are safe to keep; anything else keeps only its class name,
+    # since a host's code may put anything in an exception message.
+    reason = str(error) if isinstance(error, InvalidEvent) else ""
+    return f"{type(error).__name__}: {reason}"[:1000]
+
+
+class ProcessingFailed(Exception):
+    """The event was stored but applying it failed; the row keeps the error."""
+
+    def __init__(self, event: CallbackEvent, error: BaseException) -> None:
+        super().__init__(f"callback {event.pk} failed")
+        self.event = event
+        self.error = error
+
+
+def ingest(
+    webhook_id: str, parsed: ParsedEvent, case: Any, body: str, headers: dict[str, str]
+) -> CallbackEvent | None:
+    """Store a new delivery and apply it: the fast path of the endpoint.
+
+    One transaction inserts the row and applies the event; its unique ``webhook_id``
+    makes a concurrent duplicate wait for it and then fail, so the event is acted on once.
+    If applying fails, the event is still stored, as ``failed`` with the error, and
+    :class:`ProcessingFailed` is raised.  Returns ``None`` for a duplicate ``webhook_id``.
+    """
+    fields = {
+        "webhook_id": webhook_id,
+        "event_type": parsed.event_type,
+        "case_reference": parsed.case_id,
+        "body": body,
+        "headers": headers,
+        "attempts": 1,
+    }
+    try:
+        with transaction.atomic():
+            event = CallbackEvent.objects.create(
+                **fields, state=CallbackEvent.PROCESSED, processed_at=timezone.now()
+            )
+            _apply(parsed, case)
+    except Exception as error:
+        if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
+            return None  # the same delivery, stored by a concurrent request
+        try:
+            event = CallbackEvent.objects.create(
+                **fields, state=CallbackEvent.FAILED, error=_failure_text(error)
+            )
+        except IntegrityError:
+            return None
+        logger.warning("callback=%s outcome=failed error=%s", event.pk, type(error).__name__)
+        raise ProcessingFailed(event, error) from error
+    logger.info("callback=%s type=%s outcome=processed", event.pk, parsed.event_type)
+    return event
 
 
 def process_event(event_pk: int) -> bool:
@@ -129,13 +191,8 @@ def process_event(event_pk: int) -> bool:
             event.attempts += 1
             event.save(update_fields=["state", "processed_at", "error", "attempts"])
     except Exception as error:
-        # Our own messages are safe to keep; anything else keeps only its class name,
-        # since a host's code may put anything in an exception message.
-        reason = str(error) if isinstance(error, InvalidEvent) else ""
         CallbackEvent.objects.filter(pk=event_pk).exclude(state=CallbackEvent.PROCESSED).update(
-            state=CallbackEvent.FAILED,
-            error=f"{type(error).__name__}: {reason}"[:1000],
-            attempts=F("attempts") + 1,
+            state=CallbackEvent.FAILED, error=_failure_text(error), attempts=F("attempts") + 1
         )
         logger.warning("callback=%s outcome=failed error=%s", event_pk, type(error).__name__)
         raise
@@ -154,14 +211,18 @@ def _apply(event: ParsedEvent, case: Any) -> None:
 
 def _sales_order(event: ParsedEvent, case: Any) -> None:
     data = event.data
-    order, created = AlignOrder.objects.get_or_create(
-        case=case,
-        order_type=data["orderType"],
-        sales_order_number=data["salesOrderNumber"],
-        defaults={"patient_id": data["patientId"], "created_at": data["createdAt"]},
+    identity = {
+        "case": case,
+        "order_type": data["orderType"],
+        "sales_order_number": data["salesOrderNumber"],
+    }
+    if AlignOrder.objects.filter(**identity).exists():
+        return  # the same sales order under another webhook-id
+    # A concurrent insert of the same sales order fails this event's transaction; the
+    # event is then stored as failed and reprocessing finds the order already there.
+    order = AlignOrder.objects.create(
+        **identity, patient_id=data["patientId"], created_at=data["createdAt"]
     )
-    if not created:
-        return
     record(
         case,
         "sales_order_received",

@@ -110,7 +110,7 @@ class OrderSender:
         )
         if gender not in ("M", "F"):
             gender = get_setting("DEFAULT_GENDER")
-            if operation.state != RemoteOperation.SUCCEEDED:
+            if operation.attempts == 0:  # said once, before the first attempt
                 record(
                     self.case,
                     "gender_defaulted",

@@ -56,9 +56,7 @@ def staff_cases(request: HttpRequest) -> HttpResponse:
         }
         for case in cases
     ]
-    return render(
-        request, "demo/staff_cases.html", {"rows": rows, "genders": Patient.GENDERS}
-    )
+    return render(request, "demo/staff_cases.html", {"rows": rows, "genders": Patient.GENDERS})
 
 
 @staff_only
@@ -85,9 +83,7 @@ def mark_aligners_bought(request: HttpRequest, case_uuid: str) -> HttpResponse:
     last_before = CaseEvent.objects.filter(case=case).order_by("-pk").values_list("pk", flat=True)
     newest_before = last_before.first() or 0
     aligners_purchased.send(sender=Case, case=case, user=request.user, request=request)
-    new_events = list(
-        CaseEvent.objects.filter(case=case, pk__gt=newest_before).order_by("pk")
-    )
+    new_events = list(CaseEvent.objects.filter(case=case, pk__gt=newest_before).order_by("pk"))
     if not new_events:
         messages.info(request, f"Case {case.case_number}: aligners bought; nothing was sent.")
     for event in new_events:
@@ -111,6 +107,4 @@ def provider_cases(request: HttpRequest) -> HttpResponse:
     states = _align_states(cases)
     rows = [{"case": case, "state": states.get(case.pk)} for case in cases]
     is_provider = hasattr(request.user, "provider")
-    return render(
-        request, "demo/provider_cases.html", {"rows": rows, "is_provider": is_provider}
-    )
+    return render(request, "demo/provider_cases.html", {"rows": rows, "is_provider": is_provider})

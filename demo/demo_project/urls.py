@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from cases import views
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-
-from cases import views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from align_integration.client.errors import AlignError
+from align_integration.locks import LockTimeout
 from align_integration.workflows.itero.connection import IteroNeedsRepairing, IteroNotPaired
 from align_integration.workflows.itero.downloads import (
     download_scan,
@@ -72,6 +73,8 @@ def run_due_itero_work() -> int:
             handled += int(step())
         except (IteroNeedsRepairing, IteroNotPaired):
             logger.warning("itero_work step=%s outcome=waiting_for_pairing", name)
+        except LockTimeout:
+            logger.warning("itero_work step=%s outcome=token_lock_timeout", name)
         except AlignError as error:
             logger.warning(
                 "itero_work step=%s outcome=failed status=%s error=%s",

@@ -21,6 +21,7 @@ from django.utils import timezone
 from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.client.itero import IteroDownloadIncomplete
 from align_integration.conf import get_setting
+from align_integration.locks import LockTimeout
 from align_integration.models import CaseAsset, CaseEvent, IteroConnection, IteroScan
 from align_integration.signals import scan_received
 from align_integration.workflows.itero.connection import (
@@ -174,9 +175,9 @@ def download_scan(scan: IteroScan) -> bool:
             with handle:
                 client.download(scan.rx_id, handle, max_bytes=int(itero["MAX_ZIP_BYTES"]))
             members, created = extract_scan_archive(handle.name, scan)
-        except (IteroNeedsRepairing, IteroNotPaired) as error:
-            scan.attempts -= 1
-            _release(scan, str(error))
+        except (IteroNeedsRepairing, IteroNotPaired, LockTimeout) as error:
+            scan.attempts -= 1  # not the scan's fault: the token is not available now
+            _release(scan, str(error) or type(error).__name__)
             return False
         except AlignNotFound as error:
             _retry_later(scan, error, "files not ready at iTero (404)")

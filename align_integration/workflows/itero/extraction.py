@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -31,6 +32,8 @@ logger = logging.getLogger("align_integration.itero")
 #: Members this small are never treated as compression bombs (a tiny, very regular file).
 RATIO_FLOOR_BYTES = 1024 * 1024
 READ_CHUNK = 1024 * 1024
+#: Members up to this size are copied in memory before storing; larger ones spill to disk.
+SPOOL_BYTES = 8 * 1024 * 1024
 
 KIND_BY_EXTENSION = {
     ".stl": CaseAsset.STL,
@@ -74,6 +77,10 @@ class ArchiveLimits:
             max_uncompressed_bytes=int(itero["MAX_UNCOMPRESSED_BYTES"]),
             max_compression_ratio=float(itero["MAX_COMPRESSION_RATIO"]),
         )
+
+
+def _temp_dir() -> str | None:
+    return get_setting("ITERO", "DOWNLOAD_TEMP_DIR") or None
 
 
 def safe_member_name(name: str) -> str:
@@ -172,16 +179,17 @@ def _store_member(
         external_key=f"itero:{scan.rx_id}"[:255],
         content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
     )
-    with archive.open(info) as member:
-        reader = _MeteredReader(member, info.file_size)
-        content = File(reader, name=f"scan{extension or '.bin'}")
-        content.size = info.file_size
-        try:
-            asset.file.save(content.name, content, save=False)
-        except BaseException:
-            if asset.file.name:
-                asset.file.delete(save=False)
-            raise
+    # The member is read to the end (zipfile checks its CRC there) into a spooled copy
+    # before storage sees a byte: storage never holds a half-written or corrupt file.
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=_temp_dir()) as copy:
+        with archive.open(info) as member:
+            reader = _MeteredReader(member, info.file_size)
+            while chunk := reader.read(READ_CHUNK):
+                copy.write(chunk)
+        copy.seek(0)
+        content = File(copy, name=f"scan{extension or '.bin'}")
+        content.size = reader.count
+        asset.file.save(content.name, content, save=False)
     asset.size = reader.count
     asset.sha256 = reader.sha256.hexdigest()
     try:

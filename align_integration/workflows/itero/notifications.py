@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.conf import get_setting
+from align_integration.locks import LockTimeout
 from align_integration.models import IteroConnection, IteroNotification
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
@@ -90,7 +91,7 @@ def process_notifications(limit: int = 50) -> int:
         for rx_id, rows in by_rx.items():
             try:
                 order = client.get_order(rx_id)
-            except (IteroNeedsRepairing, IteroNotPaired):
+            except (IteroNeedsRepairing, IteroNotPaired, LockTimeout):
                 break  # the rest waits for the pairing, untouched
             except AlignNotFound as error:
                 _retry_later(rows, error, "order not found yet (404)")

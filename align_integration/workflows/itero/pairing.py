@@ -138,6 +138,7 @@ def unpair_account(*, user: Any = None) -> tuple[IteroConnection, bool]:
         try:
             client.unpair(connection.account_number)
             confirmed = True
+            connection.refresh_from_db()  # the call may have refreshed (rotated) the tokens
             for token in (connection.access_token, connection.refresh_token):
                 if token:
                     try:

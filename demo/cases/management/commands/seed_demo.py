@@ -130,7 +130,9 @@ class Command(BaseCommand):
             for demo in DEMO_CASES:
                 case = self.seed_case(demo, provider)
                 self.stdout.write(f"  {case.case_number} ({case.uuid}): {demo.story}")
-        self.stdout.write(self.style.SUCCESS("Demo data ready: logins staff/staff, provider/provider"))
+        self.stdout.write(
+            self.style.SUCCESS("Demo data ready: logins staff/staff, provider/provider")
+        )
 
     def reset(self) -> None:
         cases = list(Case.objects.filter(case_number__startswith=CASE_PREFIX))

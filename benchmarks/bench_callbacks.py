@@ -1,0 +1,196 @@
+"""Callback ingestion under gunicorn + PostgreSQL, against a bare insert-only view.
+
+Signed ``sales_order.created`` events (10 % redelivered duplicates, shuffled) are posted
+by a thread-pool load generator, first to the bare view, then to the app's endpoint, on
+the same server.  Reports events/s, p50/p99 latency and rows stored versus unique events
+(must be equal).  Target: the app reaches ≥ 0.7 of the bare view's throughput.
+
+    .venv/bin/python benchmarks/bench_callbacks.py [--events 2000 --concurrency 16 --workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+SECRET = "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_database(cases: int) -> list[int]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+    import django
+    from django.conf import settings
+    from django.db import connection
+
+    database = settings.DATABASES["default"]
+    import psycopg
+
+    admin = psycopg.connect(
+        host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"],
+        dbname="postgres", autocommit=True,
+    )
+    admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
+    admin.close()
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from tests.testapp.models import Case, Patient
+
+    ids = []
+    for index in range(cases):
+        patient = Patient.objects.create(first_name="B", last_name=f"P{index}")
+        ids.append(Case.objects.create(patient=patient).pk)
+    connection.close()
+    return ids
+
+
+def make_events(case_ids: list[int], count: int) -> tuple[list[tuple[str, str]], int]:
+    unique = []
+    for index in range(count):
+        body = json.dumps({
+            "type": "sales_order.created",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "data": {
+                "caseId": str(random.choice(case_ids)),
+                "salesOrderNumber": f"SO-{index}",
+                "patientId": f"P-{index}",
+                "orderType": random.choice(["primary", "secondary"]),
+                "createdAt": "2026-11-20T10:00:00Z",
+            },
+        })
+        unique.append((f"msg_{uuid.uuid4().hex}", body))
+    duplicates = random.sample(unique, count // 10)
+    events = unique + duplicates
+    random.shuffle(events)
+    return events, len(unique)
+
+
+def post_all(url: str, events: list[tuple[str, str]], concurrency: int) -> tuple[float, list[float], list[int]]:
+    import requests
+    from standardwebhooks import Webhook
+
+    webhook = Webhook(SECRET)
+    local = threading.local()
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    def send(event: tuple[str, str]) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        webhook_id, body = event
+        now = dt.datetime.now(tz=dt.UTC)
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": webhook.sign(webhook_id, now, body),
+        }
+        started = time.perf_counter()
+        response = session.post(url, data=body.encode(), headers=headers, timeout=30)
+        latencies.append(time.perf_counter() - started)
+        statuses.append(response.status_code)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, events))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def count_rows(event_type: str | None) -> int:
+    from align_integration.models import CallbackEvent
+
+    queryset = CallbackEvent.objects.all()
+    if event_type:
+        queryset = queryset.filter(event_type=event_type)
+    return queryset.count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--cases", type=int, default=200)
+    args = parser.parse_args()
+
+    case_ids = prepare_database(args.cases)
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchsite.settings", "BENCH_SECRET": SECRET}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "benchsite.wsgi", "-w", str(args.workers),
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=HERE, env=env,
+    )
+    try:
+        import requests
+
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/bare/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        from align_integration.models import AlignOrder, CallbackEvent
+
+        CallbackEvent.objects.all().delete()
+        bare_events, _ = make_events(case_ids, args.events)
+        app_events, unique = make_events(case_ids, args.events)
+        # warm-up: a few requests on each path
+        post_all(f"http://127.0.0.1:{port}/bare/", make_events(case_ids, 50)[0], 4)
+        CallbackEvent.objects.all().delete()
+        bare_time, bare_lat, bare_status = post_all(
+            f"http://127.0.0.1:{port}/bare/", bare_events, args.concurrency
+        )
+        app_time, app_lat, app_status = post_all(
+            f"http://127.0.0.1:{port}/align/callbacks/", app_events, args.concurrency
+        )
+        stored = CallbackEvent.objects.exclude(event_type="bare").count()
+        orders = AlignOrder.objects.count()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    def pct(values: list[float], q: float) -> str:
+        return f"{statistics.quantiles(values, n=100)[int(q) - 1] * 1000:.1f} ms"
+
+    sent = len(app_events)
+    bare_rate, app_rate = sent / bare_time, sent / app_time
+    ratio = app_rate / bare_rate
+    print(f"{sent} events per side ({unique} unique, {sent - unique} duplicates), "
+          f"{args.concurrency} concurrent senders, gunicorn -w {args.workers}, PostgreSQL")
+    print(f"{'':24}{'events/s':>10}{'p50':>11}{'p99':>11}  statuses")
+    print(f"{'bare insert-only view':24}{bare_rate:>10.0f}{pct(bare_lat, 50):>11}"
+          f"{pct(bare_lat, 99):>11}  {sorted(set(bare_status))}")
+    print(f"{'align callbacks':24}{app_rate:>10.0f}{pct(app_lat, 50):>11}"
+          f"{pct(app_lat, 99):>11}  {sorted(set(app_status))}")
+    print(f"throughput ratio app/bare: {ratio:.2f} (target >= 0.7: {'PASS' if ratio >= 0.7 else 'FAIL'})")
+    print(f"callback rows stored: {stored}; unique events sent: {unique} "
+          f"({'EQUAL' if stored == unique else 'MISMATCH'}); sales orders stored: {orders}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Settings of the bench host served by gunicorn in bench_callbacks.py (PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+SECRET_KEY = "bench"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = "benchsite.urls"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "waffle",
+    "align_integration",
+    "tests.testapp",
+]
+MIDDLEWARE: list[str] = []
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/align_bench"),
+        conn_max_age=600,
+    )
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+ALIGN_INTEGRATION_CASE_MODEL = "testapp.Case"
+ALIGN_INTEGRATION = {
+    "SERVICE": {"BASE_URL": "https://align.invalid", "CLIENT_ID": "x", "CLIENT_SECRET": "x"},
+    "CALLBACK_SECRETS": [os.environ.get("BENCH_SECRET", "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA=")],
+}
+LOGGING_CONFIG = None
