@@ -76,6 +76,41 @@ DEFAULTS: dict[str, Any] = {
     "ASSET_UPLOAD_TO": "align_integration/assets/%Y/%m/",
     # Name of the Django tasks backend alias background jobs are enqueued on.
     "TASK_BACKEND": "default",
+    # The one-off import from the old in-repo tool (``manage.py align_import_legacy``).
+    # Table and column names are the old tool's; each can be overridden per run with
+    # --orders-table/--assets-table and --orders-column/--assets-column FIELD=COLUMN.
+    # When reading CSV exports (--orders-csv/--assets-csv) the column names are the
+    # CSV header names.
+    "LEGACY_IMPORT": {
+        # Sales order records Align sent to the old tool.
+        "ORDERS_TABLE": "cases_align_orders",
+        "ORDERS_COLUMNS": {
+            "id": "id",  # the old row id, only used in the report ("" if there is none)
+            "case_id": "case_id",
+            "order_type": "order_type",
+            "sales_order_number": "sales_order_number",
+            "patient_id": "pid",  # Align's patient id (the seeds' query calls it pid)
+            "created": "date_created",  # when Align created the sales order
+        },
+        # Legacy order_type values (compared case-insensitively) -> "primary"/"secondary".
+        "ORDER_TYPES": {"primary": "primary", "secondary": "secondary"},
+        # The old tool's case assets; only rows of kind CCACCEPTSCREEN are imported (the
+        # acceptance screenshots a ClinCheck accept needs).  The files stay in the old vault:
+        # the imported CaseAsset keeps vault_id and external_key and has no file.
+        "ASSETS_TABLE": "cases_case_asset",
+        "ASSETS_COLUMNS": {
+            "id": "id",  # required: an imported asset remembers it as source_ref "legacy:<id>"
+            "case_id": "case_id",
+            "kind": "kind",
+            "vault_id": "vault_id",
+            "external_key": "external_key",
+            "date_created": "date_created",
+            "date_removed": "date_removed",
+        },
+        # Time zone of dates without an offset (CSV exports, "timestamp without time zone"
+        # columns).  Empty: the project's TIME_ZONE.
+        "TIME_ZONE": "",
+    },
     # The optional iTero lab connector.
     "ITERO": {
         "OAUTH_BASE_URL": "",
