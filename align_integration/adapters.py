@@ -30,6 +30,20 @@ def normalize_gender(value: Any) -> str:
     return GENDERS.get(str(value).strip().upper(), "U")
 
 
+def iso_date(value: Any) -> str:
+    """``YYYY-MM-DD`` from a date, a datetime or such a string; ``""`` if it is none of them."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+        except ValueError:
+            return ""
+    return ""
+
+
 @dataclass(frozen=True)
 class PatientData:
     """The patient fields Align needs.  Never logged, never written to the timeline."""
@@ -93,12 +107,22 @@ class CaseAdapter:
         return str(case.pk)
 
     def case_for_reference(self, case_id: str) -> Any:
-        """The case whose :meth:`case_reference` is ``case_id`` (callbacks), or ``LookupError``."""
+        """The case whose :meth:`case_reference` is ``case_id`` (callbacks), or ``LookupError``.
+
+        The default finds the case the app sent under that ``caseId``, else tries the
+        primary key, else :meth:`get_case`; override when ``case_reference`` is neither.
+        """
+        from align_integration.models import AlignCase
+
+        state = AlignCase.objects.filter(align_case_id=case_id).select_related("case").first()
+        if state is not None:
+            return state.case
         model = self.case_model
         try:
             return model._default_manager.get(pk=case_id)
         except (model.DoesNotExist, ValueError, TypeError, ValidationError):
-            raise LookupError("no case with that caseId") from None
+            pass
+        return self.get_case(case_id)
 
     # -- patient -------------------------------------------------------------------
     def patient(self, case: Any) -> PatientData:

@@ -8,11 +8,11 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E003 | ``CASE_ADAPTER`` does not import or is not a ``CaseAdapter`` |
 | align_integration.E004 | ``TOKEN_CACHE`` names no cache in ``CACHES`` |
 | align_integration.E005 | ``SERVICE.BASE_URL`` is not https (outside DEBUG; loopback exempt) |
-| align_integration.E006 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 | align_integration.E007 | a ``CALLBACK_SECRETS`` entry is not a ``whsec_`` base64 secret |
 | align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
+| align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 """
 
 from __future__ import annotations
@@ -166,12 +166,13 @@ def _check_cache(alias: str) -> list[Any]:
         ]
     backend = caches_setting[alias].get("BACKEND", "")
     if backend in PER_PROCESS_CACHES and not settings.DEBUG:
+        # A warning, not an error: a single-process deployment or a test run works.
         return [
-            Error(
+            Warning(
                 f"The token cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is per process: "
                 "every process would fetch its own token.",
                 hint="Use Redis (django.core.cache.backends.redis.RedisCache) in production.",
-                id=_id("E006"),
+                id=_id("W002"),
             )
         ]
     return []

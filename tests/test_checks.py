@@ -63,11 +63,11 @@ def test_plain_http_outside_debug_is_e005_but_loopback_is_fine(settings: Any) ->
     assert "align_integration.E005" not in ids(settings)
 
 
-def test_per_process_token_cache_outside_debug_is_e006(settings: Any) -> None:
+def test_per_process_token_cache_outside_debug_is_w002(settings: Any) -> None:
     settings.DEBUG = False
-    assert "align_integration.E006" in ids(settings)
+    assert "align_integration.W002" in ids(settings)
     settings.DEBUG = True
-    assert "align_integration.E006" not in ids(settings)
+    assert "align_integration.W002" not in ids(settings)
 
 
 def test_malformed_callback_secret_is_e007_and_none_is_w001(settings: Any) -> None:

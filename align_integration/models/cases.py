@@ -18,6 +18,13 @@ class AlignCase(models.Model):
     case = models.OneToOneField(
         case_model_reference(), on_delete=models.CASCADE, related_name="align_state"
     )
+    align_case_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="The caseId sent to Align (CaseAdapter.case_reference); callbacks carry it.",
+    )
     patient_id = models.CharField(max_length=64, blank=True, default="")
     order_id = models.CharField(max_length=64, blank=True, default="")
     assets_uploaded_at = models.DateTimeField(null=True, blank=True)

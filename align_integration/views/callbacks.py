@@ -96,14 +96,17 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
     except InvalidEvent as error:
         if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
             return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-        return _reject(404 if "caseId names" in str(error) else 422, str(error))
+        return _reject(404 if "caseId names" in str(error) else 400, str(error))
     kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
     try:
         event = ingest(webhook_id, parsed, case, body.decode(), kept)
     except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
         return JsonResponse(
-            {"ok": False, "error": "stored, but processing failed on our side; it will be retried",
-             "event": failure.event.pk},
+            {
+                "ok": False,
+                "error": "stored, but processing failed on our side; it will be retried",
+                "event": failure.event.pk,
+            },
             status=500,
         )
     if event is None:  # the same delivery again (or at the same moment)

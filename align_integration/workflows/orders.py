@@ -20,7 +20,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from align_integration import signals
-from align_integration.adapters import CaseAdapter, PatientData, get_adapter
+from align_integration.adapters import (
+    CaseAdapter,
+    PatientData,
+    get_adapter,
+    iso_date,
+    normalize_gender,
+)
 from align_integration.cases import can_send_to_align
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
@@ -76,7 +82,7 @@ def _patient_problems(patient: PatientData) -> list[str]:
         for label, value in (
             ("first name", patient.first_name),
             ("last name", patient.last_name),
-            ("date of birth", patient.date_of_birth),
+            ("date of birth", iso_date(patient.date_of_birth)),
             ("medical record number", patient.mrn),
         )
         if not value
@@ -101,7 +107,7 @@ class OrderSender:
         if state.patient_id:
             return state.patient_id
         patient = self.patient
-        gender = patient.gender
+        gender = normalize_gender(patient.gender)
         operation = operation_for(
             self.case,
             RemoteOperation.CREATE_PATIENT,
@@ -124,7 +130,7 @@ class OrderSender:
             "mrn": patient.mrn,
             "firstName": patient.first_name,
             "lastName": patient.last_name,
-            "dateOfBirth": patient.date_of_birth.isoformat() if patient.date_of_birth else "",
+            "dateOfBirth": iso_date(patient.date_of_birth),
             "gender": gender,
             "email": patient.email,
             "phone": patient.phone,
@@ -270,6 +276,9 @@ def initiate_align_order(
             record(case, ACTION, CaseEvent.FAILED, " ".join(problems), status_code=400, user=user)
             return AlignResult(400, problems)
         state.refresh_from_db()
+        if state.align_case_id != sender.case_id:
+            state.align_case_id = sender.case_id
+            state.save(update_fields=["align_case_id", "updated_at"])
         record(case, ACTION, CaseEvent.STARTED, "Sending the case to Align.", user=user)
         try:
             sender.create_patient(state)

@@ -1,0 +1,1 @@
+"""The ``align_*`` management commands: thin entry points over ``workflows``."""

@@ -1,0 +1,464 @@
+"""Importing the old in-repo tool's records: sales orders and acceptance screenshots.
+
+The old tool (``tools.align``) kept Align's sales order records in ``cases_align_orders`` and
+the providers' acceptance screenshots in ``cases_case_asset`` (kind ``CCACCEPTSCREEN``, the
+file itself in the old vault).  This flow copies them into :class:`AlignOrder`
+(``source="legacy"``) and :class:`CaseAsset` (``source="legacy"``,
+``source_ref="legacy:<old id>"``, no file: ``vault_id`` and ``external_key`` are what a
+ClinCheck accept sends), reading the legacy tables in the same database or CSV exports of them.
+
+Idempotent: an order that is already there (the ``AlignOrder`` unique constraint) and an asset
+whose ``source_ref`` exists are skipped, so a re-run imports nothing twice.  Every row ends up
+imported, skipped or invalid, with a reason.  Reasons name row ids, case ids and what was
+wrong, never a value that could be patient data.  ``manage.py align_import_legacy`` is the
+entry point; sales order signals are not sent for imported rows (they are history).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import re
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from align_integration.adapters import CaseAdapter, get_adapter
+from align_integration.conf import get_setting
+from align_integration.models import AlignOrder, CaseAsset, CaseEvent
+from align_integration.workflows.timeline import record
+
+logger = logging.getLogger("align_integration.legacy_import")
+
+LEGACY = "legacy"
+ORDERS, ASSETS = "orders", "assets"
+FIELDS = {
+    ORDERS: ("id", "case_id", "order_type", "sales_order_number", "patient_id", "created"),
+    ASSETS: ("id", "case_id", "kind", "vault_id", "external_key", "date_created", "date_removed"),
+}
+#: Columns that must exist in the source (their values are checked row by row).
+REQUIRED = {
+    ORDERS: ("case_id", "order_type", "sales_order_number", "patient_id", "created"),
+    ASSETS: ("id", "case_id", "vault_id", "external_key", "date_created"),
+}
+TITLES = {ORDERS: "Sales orders", ASSETS: "Acceptance screenshots"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Ids printed in the report: numbers and UUIDs only, so a misaligned CSV column holding a
+# name or a date of birth is never echoed.
+PRINTABLE_ID = re.compile(r"[0-9]{1,20}|[0-9A-Fa-f-]{32,36}")
+
+
+class LegacyImportError(Exception):
+    """The source cannot be read (no such table, column or file); the message says which."""
+
+
+class InvalidRow(ValueError):
+    """A row that cannot be imported; the message is the reason (no values)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one kind of legacy record comes from: a table or a CSV file."""
+
+    kind: str
+    columns: dict[str, str]
+    table: str = ""
+    csv_path: str = ""
+    database: str = "default"
+
+    @property
+    def label(self) -> str:
+        return f"CSV {Path(self.csv_path).name}" if self.csv_path else f"table {self.table}"
+
+
+def legacy_settings() -> dict[str, Any]:
+    return get_setting("LEGACY_IMPORT")
+
+
+def make_source(
+    kind: str,
+    *,
+    table: str = "",
+    csv_path: str = "",
+    columns: dict[str, str] | None = None,
+    database: str = "default",
+) -> Source:
+    """A :class:`Source` with the settings' table and columns, overridden by the arguments."""
+    config = legacy_settings()
+    prefix = kind.upper()
+    merged = {**config[f"{prefix}_COLUMNS"], **(columns or {})}
+    unknown = sorted(set(merged) - set(FIELDS[kind]))
+    if unknown:
+        raise LegacyImportError(
+            f"unknown {kind} field(s) {', '.join(unknown)}; expected {', '.join(FIELDS[kind])}"
+        )
+    return Source(
+        kind=kind,
+        columns={name: str(merged.get(name) or "").strip() for name in FIELDS[kind]},
+        table="" if csv_path else (table or config[f"{prefix}_TABLE"]),
+        csv_path=csv_path,
+        database=database,
+    )
+
+
+@dataclass(frozen=True)
+class LegacyRow:
+    location: str  # "line 5" (CSV) or "id 12" / "row 3" (table)
+    values: dict[str, Any]
+
+    def text(self, name: str) -> str:
+        value = self.values.get(name)
+        return "" if value is None else str(value).strip()
+
+
+# -- reading ------------------------------------------------------------------------------------
+def read_rows(source: Source) -> Iterator[LegacyRow]:
+    return _csv_rows(source) if source.csv_path else _table_rows(source)
+
+
+def _column_map(source: Source, present: dict[str, str], where: str) -> dict[str, str]:
+    """field -> the source's own column name, for the configured columns that exist."""
+    required = set(REQUIRED[source.kind])
+    if source.kind == ASSETS and source.table:
+        required.add("kind")  # the query selects the screenshots by kind
+    mapping: dict[str, str] = {}
+    for name, column in source.columns.items():
+        if column and column.lower() in present:
+            mapping[name] = present[column.lower()]
+        elif name in required:
+            shown = repr(column) if column else "(none configured)"
+            raise LegacyImportError(
+                f"{where} has no column {shown} for {name}; columns found: "
+                f"{', '.join(sorted(present.values())) or 'none'}"
+            )
+    return mapping
+
+
+def _table_rows(source: Source) -> Iterator[LegacyRow]:
+    if not IDENTIFIER.fullmatch(source.table):
+        raise LegacyImportError(f"{source.table!r} is not a plain table name")
+    connection = connections[source.database]
+    with connection.cursor() as cursor:
+        if source.table not in connection.introspection.table_names(cursor):
+            raise LegacyImportError(f"the database has no table {source.table!r}")
+        description = connection.introspection.get_table_description(cursor, source.table)
+    present = {column.name.lower(): column.name for column in description}
+    mapping = _column_map(source, present, f"table {source.table}")
+    names = list(mapping)
+    quote = connection.ops.quote_name
+    selected = ", ".join(quote(mapping[name]) for name in names)
+    # Identifiers are checked against the table's own columns and quoted; values are params.
+    sql = f"SELECT {selected} FROM {quote(source.table)}"  # noqa: S608
+    params: list[Any] = []
+    if source.kind == ASSETS:
+        sql += f" WHERE {quote(mapping['kind'])} = %s"
+        params.append(CaseAsset.CCACCEPTSCREEN)
+    sql += f" ORDER BY {quote(mapping.get('id') or mapping['case_id'])}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()  # read everything first: the import writes meanwhile
+    for number, values in enumerate(fetched, start=1):
+        row = dict(zip(names, values, strict=True))
+        legacy_id = _printable(row.get("id"))
+        yield LegacyRow(f"id {legacy_id}" if legacy_id else f"row {number}", row)
+
+
+def _csv_rows(source: Source) -> Iterator[LegacyRow]:
+    path = Path(source.csv_path)
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")  # BOM and CRLF are fine
+    except OSError as error:
+        raise LegacyImportError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        mapping: dict[str, int] | None = None
+        last_line = 0
+        try:
+            for fields in reader:
+                line, last_line = last_line + 1, reader.line_num
+                if not any(value.strip() for value in fields):
+                    continue  # blank lines
+                if mapping is None:
+                    present = {name.strip().lower(): name.strip() for name in fields}
+                    columns = _column_map(source, present, f"{path.name} (line {line})")
+                    position = {name.strip().lower(): i for i, name in enumerate(fields)}
+                    mapping = {name: position[col.lower()] for name, col in columns.items()}
+                    continue
+                values = {
+                    name: fields[index] if index < len(fields) else None
+                    for name, index in mapping.items()
+                }
+                yield LegacyRow(f"line {line}", values)
+        except (csv.Error, UnicodeDecodeError) as error:
+            kind = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "not valid CSV"
+            raise LegacyImportError(f"{path.name} is {kind} after line {last_line}") from None
+    if mapping is None:
+        raise LegacyImportError(f"{path.name} has no header row")
+
+
+# -- checking values ----------------------------------------------------------------------------
+def _printable(value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    return text if PRINTABLE_ID.fullmatch(text) else ""
+
+
+def _naive_zone() -> dt.tzinfo:
+    name = str(legacy_settings().get("TIME_ZONE") or settings.TIME_ZONE or "UTC")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise LegacyImportError(f"LEGACY_IMPORT['TIME_ZONE'] {name!r} is no time zone") from None
+
+
+def parse_moment(value: Any, label: str, zone: dt.tzinfo) -> dt.datetime | None:
+    """A datetime from a database value or ISO 8601 text; ``None`` when empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    moment: dt.datetime | None = None
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime.combine(value, dt.time.min)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            moment = parse_datetime(text)
+            if moment is None and (day := parse_date(text)) is not None:
+                moment = dt.datetime.combine(day, dt.time.min)
+        except ValueError:
+            moment = None
+    if moment is None:
+        raise InvalidRow(f"{label} is not a date (expected ISO 8601, YYYY-MM-DD[ HH:MM[:SS]])")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, zone)
+    if not settings.USE_TZ:
+        moment = timezone.make_naive(moment)
+    return moment
+
+
+def _bounded(row: LegacyRow, name: str, label: str, limit: int, problems: list[str]) -> str:
+    text = row.text(name)
+    if len(text) > limit:
+        problems.append(f"{label} is longer than {limit} characters")
+    return text
+
+
+@dataclass
+class RowNote:
+    location: str
+    case_ref: str
+    reason: str
+
+    def __str__(self) -> str:
+        case = f", case {self.case_ref}" if self.case_ref else ""
+        return f"{self.location}{case}: {self.reason}"
+
+
+@dataclass
+class SectionReport:
+    """What happened to the rows of one source."""
+
+    kind: str
+    source: str
+    rows: int = 0
+    imported: int = 0
+    skipped: list[RowNote] = field(default_factory=list)
+    invalid: list[RowNote] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+
+# -- importing ----------------------------------------------------------------------------------
+class LegacyImporter:
+    """Imports rows of either kind; :meth:`finish` writes one timeline entry per case."""
+
+    def __init__(self, *, dry_run: bool = False, adapter: CaseAdapter | None = None) -> None:
+        self.dry_run = dry_run
+        self.adapter = adapter or get_adapter()
+        self.zone = _naive_zone()
+        self.order_types = {
+            str(key).strip().lower(): value
+            for key, value in legacy_settings()["ORDER_TYPES"].items()
+        }
+        self._cases: dict[str, Any] = {}
+        self._seen: set[tuple[Any, ...]] = set()
+        self._imported: dict[Any, tuple[Any, int, int]] = {}
+
+    def run(self, source: Source) -> SectionReport:
+        report = SectionReport(source.kind, source.label)
+        handle = self._order if source.kind == ORDERS else self._asset
+        for row in read_rows(source):
+            report.rows += 1
+            case_ref = _printable(row.values.get("case_id"))
+            try:
+                skipped = handle(row)
+            except InvalidRow as problem:
+                report.invalid.append(RowNote(row.location, case_ref, str(problem)))
+            else:
+                if skipped:
+                    report.skipped.append(RowNote(row.location, case_ref, skipped))
+                else:
+                    report.imported += 1
+        logger.info(
+            "legacy_import kind=%s rows=%d imported=%d skipped=%d invalid=%d dry_run=%s",
+            source.kind,
+            report.rows,
+            report.imported,
+            len(report.skipped),
+            len(report.invalid),
+            self.dry_run,
+        )
+        return report
+
+    def finish(self) -> None:
+        """One ``legacy_import`` timeline entry for every case that received records."""
+        if self.dry_run:
+            return
+        for case, orders, assets in self._imported.values():
+            parts = [f"{orders} sales order(s)"] if orders else []
+            parts += [f"{assets} acceptance screenshot(s)"] if assets else []
+            record(
+                case,
+                "legacy_import",
+                CaseEvent.INFO,
+                f"Imported from the old Align tool: {', '.join(parts)}.",
+            )
+        self._imported.clear()
+
+    # -- one row ------------------------------------------------------------------------------
+    def _case(self, case_ref: str) -> Any:
+        if case_ref not in self._cases:
+            self._cases[case_ref] = self._find_case(case_ref)
+        case = self._cases[case_ref]
+        if case is None:
+            raise InvalidRow("unknown case: no case has that reference")
+        return case
+
+    def _find_case(self, case_ref: str) -> Any:
+        for lookup in (self.adapter.case_for_reference, self.adapter.get_case):
+            try:
+                with transaction.atomic():  # a failed query must not spoil the run
+                    return lookup(case_ref)
+            except (LookupError, DatabaseError):
+                continue
+        return None
+
+    def _counted(self, case: Any, orders: int = 0, assets: int = 0) -> None:
+        _, had_orders, had_assets = self._imported.get(case.pk, (case, 0, 0))
+        self._imported[case.pk] = (case, had_orders + orders, had_assets + assets)
+
+    def _order(self, row: LegacyRow) -> str:
+        problems: list[str] = []
+        case_ref = row.text("case_id")
+        if not case_ref:
+            problems.append("missing case id")
+        raw_type = row.text("order_type")
+        order_type = self.order_types.get(raw_type.lower())
+        if order_type not in (AlignOrder.PRIMARY, AlignOrder.SECONDARY):
+            problems.append("missing order type" if not raw_type else "unknown order type")
+        number = _bounded(row, "sales_order_number", "sales order number", 64, problems)
+        if not number:
+            problems.append("missing sales order number")
+        patient_id = _bounded(row, "patient_id", "patient id", 64, problems)
+        created = self._moment(row, "created", "created date", problems, required=True)
+        if problems:
+            raise InvalidRow("; ".join(problems))
+        case = self._case(case_ref)
+        key = (ORDERS, case.pk, order_type, number)
+        if key in self._seen:
+            return "duplicate of an earlier row"
+        self._seen.add(key)
+        existing = AlignOrder.objects.filter(
+            case=case, order_type=order_type, sales_order_number=number
+        ).first()
+        if existing is not None:
+            return _already(existing.source)
+        if not self.dry_run:
+            try:
+                with transaction.atomic():
+                    AlignOrder.objects.create(
+                        case=case,
+                        order_type=order_type,
+                        sales_order_number=number,
+                        patient_id=patient_id,
+                        created_at=created,
+                        source=LEGACY,
+                    )
+            except IntegrityError:  # stored meanwhile by a callback
+                return _already("callback")
+        self._counted(case, orders=1)
+        return ""
+
+    def _asset(self, row: LegacyRow) -> str:
+        problems: list[str] = []
+        legacy_id = _bounded(row, "id", "id", 200, problems)
+        if not legacy_id:
+            problems.append("missing id")
+        case_ref = row.text("case_id")
+        if not case_ref:
+            problems.append("missing case id")
+        kind = row.text("kind")
+        if "kind" in row.values:  # a CSV export may leave the column out
+            if not kind:
+                problems.append("missing kind")
+            elif kind.upper() != CaseAsset.CCACCEPTSCREEN:
+                return f"kind is not {CaseAsset.CCACCEPTSCREEN}"
+        vault_id = _bounded(row, "vault_id", "vault id", 64, problems)
+        external_key = _bounded(row, "external_key", "external key", 255, problems)
+        if not (vault_id or external_key):
+            problems.append("missing vault id and external key")
+        created = self._moment(row, "date_created", "created date", problems, required=True)
+        removed = self._moment(row, "date_removed", "removed date", problems, required=False)
+        if problems:
+            raise InvalidRow("; ".join(problems))
+        case = self._case(case_ref)
+        source_ref = f"{LEGACY}:{legacy_id}"
+        if (ASSETS, source_ref) in self._seen:
+            return "duplicate of an earlier row"
+        self._seen.add((ASSETS, source_ref))
+        if CaseAsset.objects.filter(source_ref=source_ref).exists():
+            return "already imported"
+        if not self.dry_run:
+            try:
+                with transaction.atomic():
+                    asset = CaseAsset.objects.create(
+                        case=case,
+                        kind=CaseAsset.CCACCEPTSCREEN,
+                        vault_id=vault_id,
+                        external_key=external_key,
+                        source=LEGACY,
+                        source_ref=source_ref,
+                        date_removed=removed,
+                    )
+                    # date_created is auto_now_add: keep the old date with an update.
+                    CaseAsset.objects.filter(pk=asset.pk).update(date_created=created)
+            except IntegrityError:
+                return "already imported"
+        self._counted(case, assets=1)
+        return ""
+
+    def _moment(
+        self, row: LegacyRow, name: str, label: str, problems: list[str], *, required: bool
+    ) -> dt.datetime | None:
+        try:
+            moment = parse_moment(row.values.get(name), label, self.zone)
+        except InvalidRow as problem:
+            problems.append(str(problem))
+            return None
+        if moment is None and required:
+            problems.append(f"missing {label}")
+        return moment
+
+
+def _already(source: str) -> str:
+    return "already imported" if source == LEGACY else f"already present (from {source})"
