@@ -20,3 +20,22 @@ class BrokenPortalAdapter(CaseAdapter):
 
     def on_treatment_plan_ready(self, case: Any) -> None:
         raise RuntimeError("Secret patient Zebulon failed")
+
+
+class CaseNumberAdapter(CaseAdapter):
+    """A host that sends its case number as caseId and keeps loosely typed patient data."""
+
+    def case_reference(self, case: Any) -> str:
+        return case.case_number
+
+    def patient(self, case: Any) -> Any:
+        from align_integration.adapters import PatientData
+
+        patient = case.patient
+        return PatientData(
+            first_name=patient.first_name,
+            last_name=patient.last_name,
+            date_of_birth=patient.date_of_birth.isoformat(),  # a string, not a date
+            gender="female",
+            mrn=patient.medical_record_number,
+        )

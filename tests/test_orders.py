@@ -226,3 +226,28 @@ def test_two_concurrent_runs_for_one_case_do_not_both_act(
     assert codes.count(200) == 1 and codes.count(409) == 3, codes
     assert len(align_sandbox.patients) == 1
     assert len(align_sandbox.orders) == 1
+
+
+def test_a_host_adapter_with_its_own_case_reference_and_loose_types(
+    align_sandbox: Any, make_case: Any, settings: Any, client: Any
+) -> None:
+    from tests.webhook_cases import post_signed, signed_headers
+
+    settings.ALIGN_INTEGRATION = {
+        **settings.ALIGN_INTEGRATION,
+        "CASE_ADAPTER": "tests.adapters.CaseNumberAdapter",
+    }
+    case = make_case()
+    assert Align().initiate_align_order(None, case).ok
+    [patient] = align_sandbox.patients
+    assert patient["caseId"] == case.case_number
+    assert patient["gender"] == "F"
+    assert patient["dateOfBirth"] == "1990-12-10"
+    # Align's callbacks carry the case number back; the app finds the case by it.
+    body = (
+        '{"type": "case.status_changed", "data": {"caseId": "%s", "status": "in_review", '
+        '"changedAt": "2026-11-20T10:00:00Z"}}' % case.case_number
+    )
+    response = post_signed(client, "/align/callbacks/", body, signed_headers(body))
+    assert response.status_code == 200, response.content
+    assert AlignCase.objects.get(case=case).status == "in_review"
