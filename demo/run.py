@@ -235,6 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if pending:
                 stopping.wait(0.3)
 
+        paired = subprocess.run(
+            [sys.executable, str(MANAGE), "pair_itero_sandbox"], env=env, cwd=DEMO_DIR, check=False
+        )
+        if paired.returncode != 0:
+            print(
+                "demo: pairing with the sandbox's iTero lab failed; pair from the iTero page",
+                file=sys.stderr,
+            )
         print(banner(site, sandbox), flush=True)
         while not stopping.wait(0.5):
             if (died := children.dead()) is not None:

@@ -16,200 +16,39 @@ entry point; sales order signals are not sent for imported rows (they are histor
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
-import re
 import zoneinfo
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from align_integration.adapters import CaseAdapter, get_adapter
-from align_integration.conf import get_setting
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
+from align_integration.workflows.legacy_sources import (
+    ASSETS,
+    ORDERS,
+    TITLES,
+    InvalidRow,
+    LegacyImportError,
+    LegacyRow,
+    Source,
+    _printable,
+    legacy_settings,
+    read_rows,
+)
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.legacy_import")
 
 LEGACY = "legacy"
-ORDERS, ASSETS = "orders", "assets"
-FIELDS = {
-    ORDERS: ("id", "case_id", "order_type", "sales_order_number", "patient_id", "created"),
-    ASSETS: ("id", "case_id", "kind", "vault_id", "external_key", "date_created", "date_removed"),
-}
-#: Columns that must exist in the source (their values are checked row by row).
-REQUIRED = {
-    ORDERS: ("case_id", "order_type", "sales_order_number", "patient_id", "created"),
-    ASSETS: ("id", "case_id", "vault_id", "external_key", "date_created"),
-}
-TITLES = {ORDERS: "Sales orders", ASSETS: "Acceptance screenshots"}
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# Ids printed in the report: numbers and UUIDs only, so a misaligned CSV column holding a
-# name or a date of birth is never echoed.
-PRINTABLE_ID = re.compile(r"[0-9]{1,20}|[0-9A-Fa-f-]{32,36}")
-
-
-class LegacyImportError(Exception):
-    """The source cannot be read (no such table, column or file); the message says which."""
-
-
-class InvalidRow(ValueError):
-    """A row that cannot be imported; the message is the reason (no values)."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one kind of legacy record comes from: a table or a CSV file."""
-
-    kind: str
-    columns: dict[str, str]
-    table: str = ""
-    csv_path: str = ""
-    database: str = "default"
-
-    @property
-    def label(self) -> str:
-        return f"CSV {Path(self.csv_path).name}" if self.csv_path else f"table {self.table}"
-
-
-def legacy_settings() -> dict[str, Any]:
-    return get_setting("LEGACY_IMPORT")
-
-
-def make_source(
-    kind: str,
-    *,
-    table: str = "",
-    csv_path: str = "",
-    columns: dict[str, str] | None = None,
-    database: str = "default",
-) -> Source:
-    """A :class:`Source` with the settings' table and columns, overridden by the arguments."""
-    config = legacy_settings()
-    prefix = kind.upper()
-    merged = {**config[f"{prefix}_COLUMNS"], **(columns or {})}
-    unknown = sorted(set(merged) - set(FIELDS[kind]))
-    if unknown:
-        raise LegacyImportError(
-            f"unknown {kind} field(s) {', '.join(unknown)}; expected {', '.join(FIELDS[kind])}"
-        )
-    return Source(
-        kind=kind,
-        columns={name: str(merged.get(name) or "").strip() for name in FIELDS[kind]},
-        table="" if csv_path else (table or config[f"{prefix}_TABLE"]),
-        csv_path=csv_path,
-        database=database,
-    )
-
-
-@dataclass(frozen=True)
-class LegacyRow:
-    location: str  # "line 5" (CSV) or "id 12" / "row 3" (table)
-    values: dict[str, Any]
-
-    def text(self, name: str) -> str:
-        value = self.values.get(name)
-        return "" if value is None else str(value).strip()
-
-
-# -- reading ------------------------------------------------------------------------------------
-def read_rows(source: Source) -> Iterator[LegacyRow]:
-    return _csv_rows(source) if source.csv_path else _table_rows(source)
-
-
-def _column_map(source: Source, present: dict[str, str], where: str) -> dict[str, str]:
-    """field -> the source's own column name, for the configured columns that exist."""
-    required = set(REQUIRED[source.kind])
-    if source.kind == ASSETS and source.table:
-        required.add("kind")  # the query selects the screenshots by kind
-    mapping: dict[str, str] = {}
-    for name, column in source.columns.items():
-        if column and column.lower() in present:
-            mapping[name] = present[column.lower()]
-        elif name in required:
-            shown = repr(column) if column else "(none configured)"
-            raise LegacyImportError(
-                f"{where} has no column {shown} for {name}; columns found: "
-                f"{', '.join(sorted(present.values())) or 'none'}"
-            )
-    return mapping
-
-
-def _table_rows(source: Source) -> Iterator[LegacyRow]:
-    if not IDENTIFIER.fullmatch(source.table):
-        raise LegacyImportError(f"{source.table!r} is not a plain table name")
-    connection = connections[source.database]
-    with connection.cursor() as cursor:
-        if source.table not in connection.introspection.table_names(cursor):
-            raise LegacyImportError(f"the database has no table {source.table!r}")
-        description = connection.introspection.get_table_description(cursor, source.table)
-    present = {column.name.lower(): column.name for column in description}
-    mapping = _column_map(source, present, f"table {source.table}")
-    names = list(mapping)
-    quote = connection.ops.quote_name
-    selected = ", ".join(quote(mapping[name]) for name in names)
-    # Identifiers are checked against the table's own columns and quoted; values are params.
-    sql = f"SELECT {selected} FROM {quote(source.table)}"  # noqa: S608
-    params: list[Any] = []
-    if source.kind == ASSETS:
-        sql += f" WHERE {quote(mapping['kind'])} = %s"
-        params.append(CaseAsset.CCACCEPTSCREEN)
-    sql += f" ORDER BY {quote(mapping.get('id') or mapping['case_id'])}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()  # read everything first: the import writes meanwhile
-    for number, values in enumerate(fetched, start=1):
-        row = dict(zip(names, values, strict=True))
-        legacy_id = _printable(row.get("id"))
-        yield LegacyRow(f"id {legacy_id}" if legacy_id else f"row {number}", row)
-
-
-def _csv_rows(source: Source) -> Iterator[LegacyRow]:
-    path = Path(source.csv_path)
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")  # BOM and CRLF are fine
-    except OSError as error:
-        raise LegacyImportError(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        mapping: dict[str, int] | None = None
-        last_line = 0
-        try:
-            for fields in reader:
-                line, last_line = last_line + 1, reader.line_num
-                if not any(value.strip() for value in fields):
-                    continue  # blank lines
-                if mapping is None:
-                    present = {name.strip().lower(): name.strip() for name in fields}
-                    columns = _column_map(source, present, f"{path.name} (line {line})")
-                    position = {name.strip().lower(): i for i, name in enumerate(fields)}
-                    mapping = {name: position[col.lower()] for name, col in columns.items()}
-                    continue
-                values = {
-                    name: fields[index] if index < len(fields) else None
-                    for name, index in mapping.items()
-                }
-                yield LegacyRow(f"line {line}", values)
-        except (csv.Error, UnicodeDecodeError) as error:
-            kind = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "not valid CSV"
-            raise LegacyImportError(f"{path.name} is {kind} after line {last_line}") from None
-    if mapping is None:
-        raise LegacyImportError(f"{path.name} has no header row")
 
 
 # -- checking values ----------------------------------------------------------------------------
-def _printable(value: Any) -> str:
-    text = "" if value is None else str(value).strip()
-    return text if PRINTABLE_ID.fullmatch(text) else ""
-
-
 def _naive_zone() -> dt.tzinfo:
     name = str(legacy_settings().get("TIME_ZONE") or settings.TIME_ZONE or "UTC")
     try:

@@ -15,13 +15,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from align_integration.workflows.legacy_import import (
+from align_integration.workflows.legacy_import import LegacyImporter, SectionReport
+from align_integration.workflows.legacy_sources import (
     ASSETS,
     FIELDS,
     ORDERS,
-    LegacyImporter,
     LegacyImportError,
-    SectionReport,
     Source,
     make_source,
 )
