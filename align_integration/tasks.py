@@ -1,7 +1,13 @@
 """Django tasks (``django.tasks`` on Django 6, the ``django-tasks`` backport on 5.2).
 
 Tasks only speed things up; the database stays the source of truth, so a lost or doubled
-task changes nothing: every job is idempotent and takes ids.
+task changes nothing: every job is idempotent and takes ids.  A retry is enqueued (after
+commit) only on a backend that can defer it to ``run_after``; without one, ``align_worker``
+finds the operation by its ``next_attempt_at``.
+
+Any backend works: the immediate one (the default; retries then wait for ``align_worker``),
+``django_tasks_db.DatabaseBackend`` with its ``db_worker`` command, or
+``align_integration.integrations.celery.CeleryBackend`` on a Celery worker.
 """
 
 from __future__ import annotations
@@ -17,24 +23,34 @@ try:  # Django 6.x
     from django.tasks import task_backends
 except ImportError:  # pragma: no cover - Django 5.2 with the backport, or none
     try:
+        from django_tasks import signals as _signals  # noqa: F401 - resets on TASKS changes
         from django_tasks import task as _task
         from django_tasks import task_backends
     except ImportError:
         _task = None
         task_backends = None
 
+#: True when Django's tasks framework (built in or the backport) is importable.
+TASKS_AVAILABLE = _task is not None
 
-def _backend_can_defer() -> bool:
-    if task_backends is None:
-        return False
-    from django.conf import settings
 
+def backend_alias() -> str:
     from align_integration.conf import get_setting
 
-    if not getattr(settings, "TASKS", None):
-        return False
+    return str(get_setting("TASK_BACKEND"))
+
+
+def task_backend() -> Any:
+    """The configured backend instance; raises if the framework or the alias is missing."""
+    if task_backends is None:
+        raise LookupError("Django's tasks framework is not installed (pip install django-tasks).")
+    return task_backends[backend_alias()]
+
+
+def backend_can_defer() -> bool:
+    """True when the configured backend runs a task at its ``run_after``."""
     try:
-        backend = task_backends[get_setting("TASK_BACKEND")]
+        backend = task_backend()
     except Exception:  # noqa: BLE001 - misconfigured backend: fall back to align_worker
         return False
     return bool(getattr(backend, "supports_defer", False))
@@ -44,6 +60,7 @@ if _task is not None:
 
     @_task()
     def retry_operation(operation_id: int) -> bool:
+        """Run one due retry of a ``RemoteOperation`` (a no-op when it is not due or done)."""
         from align_integration.workflows.background import run_operation_job
 
         return run_operation_job(operation_id)
@@ -52,14 +69,17 @@ else:  # pragma: no cover
 
 
 def enqueue_operation_retry(operation_id: int, run_after: dt.datetime | None) -> Any:
-    if retry_operation is None or not _backend_can_defer():
-        return None
-    from align_integration.conf import get_setting
+    """Enqueue ``retry_operation`` to run at ``run_after``; ``None`` when it was not enqueued.
 
+    Call it after commit (``workflows.background.enqueue_operation`` does).  A failure to
+    enqueue is logged and otherwise ignored: ``align_worker`` still finds the operation.
+    """
+    if retry_operation is None or not backend_can_defer():
+        return None
     try:
-        return retry_operation.using(
-            backend=get_setting("TASK_BACKEND"), run_after=run_after
-        ).enqueue(operation_id)
+        return retry_operation.using(backend=backend_alias(), run_after=run_after).enqueue(
+            operation_id
+        )
     except Exception as error:  # noqa: BLE001 - the worker will still find it
         logger.warning("operation=%s enqueue=failed error=%s", operation_id, type(error).__name__)
         return None

@@ -47,8 +47,11 @@ def prepare_database(cases: int) -> list[int]:
     import psycopg
 
     admin = psycopg.connect(
-        host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"],
-        dbname="postgres", autocommit=True,
+        host=database["HOST"],
+        port=database["PORT"] or 5432,
+        user=database["USER"],
+        dbname="postgres",
+        autocommit=True,
     )
     admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
     admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
@@ -70,17 +73,19 @@ def prepare_database(cases: int) -> list[int]:
 def make_events(case_ids: list[int], count: int) -> tuple[list[tuple[str, str]], int]:
     unique = []
     for index in range(count):
-        body = json.dumps({
-            "type": "sales_order.created",
-            "timestamp": "2026-11-20T10:00:00Z",
-            "data": {
-                "caseId": str(random.choice(case_ids)),
-                "salesOrderNumber": f"SO-{index}",
-                "patientId": f"P-{index}",
-                "orderType": random.choice(["primary", "secondary"]),
-                "createdAt": "2026-11-20T10:00:00Z",
-            },
-        })
+        body = json.dumps(
+            {
+                "type": "sales_order.created",
+                "timestamp": "2026-11-20T10:00:00Z",
+                "data": {
+                    "caseId": str(random.choice(case_ids)),
+                    "salesOrderNumber": f"SO-{index}",
+                    "patientId": f"P-{index}",
+                    "orderType": random.choice(["primary", "secondary"]),
+                    "createdAt": "2026-11-20T10:00:00Z",
+                },
+            }
+        )
         unique.append((f"msg_{uuid.uuid4().hex}", body))
     duplicates = random.sample(unique, count // 10)
     events = unique + duplicates
@@ -88,7 +93,9 @@ def make_events(case_ids: list[int], count: int) -> tuple[list[tuple[str, str]],
     return events, len(unique)
 
 
-def post_all(url: str, events: list[tuple[str, str]], concurrency: int) -> tuple[float, list[float], list[int]]:
+def post_all(
+    url: str, events: list[tuple[str, str]], concurrency: int
+) -> tuple[float, list[float], list[int]]:
     import requests
     from standardwebhooks import Webhook
 
@@ -141,9 +148,20 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchsite.settings", "BENCH_SECRET": SECRET}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "benchsite.wsgi", "-w", str(args.workers),
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=HERE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "benchsite.wsgi",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=HERE,
+        env=env,
     )
     try:
         import requests
@@ -180,16 +198,26 @@ def main() -> None:
     sent = len(app_events)
     bare_rate, app_rate = sent / bare_time, sent / app_time
     ratio = app_rate / bare_rate
-    print(f"{sent} events per side ({unique} unique, {sent - unique} duplicates), "
-          f"{args.concurrency} concurrent senders, gunicorn -w {args.workers}, PostgreSQL")
+    print(
+        f"{sent} events per side ({unique} unique, {sent - unique} duplicates), "
+        f"{args.concurrency} concurrent senders, gunicorn -w {args.workers}, PostgreSQL"
+    )
     print(f"{'':24}{'events/s':>10}{'p50':>11}{'p99':>11}  statuses")
-    print(f"{'bare insert-only view':24}{bare_rate:>10.0f}{pct(bare_lat, 50):>11}"
-          f"{pct(bare_lat, 99):>11}  {sorted(set(bare_status))}")
-    print(f"{'align callbacks':24}{app_rate:>10.0f}{pct(app_lat, 50):>11}"
-          f"{pct(app_lat, 99):>11}  {sorted(set(app_status))}")
-    print(f"throughput ratio app/bare: {ratio:.2f} (target >= 0.7: {'PASS' if ratio >= 0.7 else 'FAIL'})")
-    print(f"callback rows stored: {stored}; unique events sent: {unique} "
-          f"({'EQUAL' if stored == unique else 'MISMATCH'}); sales orders stored: {orders}")
+    print(
+        f"{'bare insert-only view':24}{bare_rate:>10.0f}{pct(bare_lat, 50):>11}"
+        f"{pct(bare_lat, 99):>11}  {sorted(set(bare_status))}"
+    )
+    print(
+        f"{'align callbacks':24}{app_rate:>10.0f}{pct(app_lat, 50):>11}"
+        f"{pct(app_lat, 99):>11}  {sorted(set(app_status))}"
+    )
+    print(
+        f"throughput ratio app/bare: {ratio:.2f} (target >= 0.7: {'PASS' if ratio >= 0.7 else 'FAIL'})"
+    )
+    print(
+        f"callback rows stored: {stored}; unique events sent: {unique} "
+        f"({'EQUAL' if stored == unique else 'MISMATCH'}); sales orders stored: {orders}"
+    )
 
 
 if __name__ == "__main__":

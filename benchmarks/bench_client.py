@@ -45,8 +45,10 @@ def main() -> None:
         started = time.perf_counter()
         for _ in range(per_round):
             response = bare.get(
-                f"{sandbox.url}/patients", params={"caseId": "bench-case"},
-                headers=headers, timeout=(5, 30),
+                f"{sandbox.url}/patients",
+                params={"caseId": "bench-case"},
+                headers=headers,
+                timeout=(5, 30),
             )
             response.raise_for_status()
             response.json()
@@ -61,13 +63,26 @@ def main() -> None:
     client_total, bare_total = sum(client_times), sum(bare_times)
     ratio = client_total / bare_total
     calls = per_round * args.rounds
-    print(table([
-        ("calls per side", str(calls)),
-        ("bare requests.Session", f"{bare_total:.3f} s ({calls / bare_total:.0f} calls/s)"),
-        ("AlignServiceClient", f"{client_total:.3f} s ({calls / client_total:.0f} calls/s)"),
-        ("per-round ratio (median)", f"{statistics.median(c / b for c, b in zip(client_times, bare_times, strict=True)):.3f}"),
-        ("ratio client / bare", f"{ratio:.3f} (target <= 1.2: {'PASS' if ratio <= 1.2 else 'FAIL'})"),
-    ]))
+    print(
+        table(
+            [
+                ("calls per side", str(calls)),
+                ("bare requests.Session", f"{bare_total:.3f} s ({calls / bare_total:.0f} calls/s)"),
+                (
+                    "AlignServiceClient",
+                    f"{client_total:.3f} s ({calls / client_total:.0f} calls/s)",
+                ),
+                (
+                    "per-round ratio (median)",
+                    f"{statistics.median(c / b for c, b in zip(client_times, bare_times, strict=True)):.3f}",
+                ),
+                (
+                    "ratio client / bare",
+                    f"{ratio:.3f} (target <= 1.2: {'PASS' if ratio <= 1.2 else 'FAIL'})",
+                ),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

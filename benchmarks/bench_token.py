@@ -18,7 +18,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    )
     args = parser.parse_args()
 
     import redis
@@ -41,12 +43,19 @@ def main() -> None:
     requests_made = sandbox.count("token")
     sandbox.stop()
     redis.Redis.from_url(args.redis_url).flushdb()
-    print(table([
-        ("callers", f"{args.processes} processes x {args.threads} threads = {len(tokens)}"),
-        ("distinct tokens seen", str(len(set(tokens)))),
-        ("token requests made", f"{requests_made} (target exactly 1: {'PASS' if requests_made == 1 else 'FAIL'})"),
-        ("wall time incl. process start", f"{elapsed:.2f} s"),
-    ]))
+    print(
+        table(
+            [
+                ("callers", f"{args.processes} processes x {args.threads} threads = {len(tokens)}"),
+                ("distinct tokens seen", str(len(set(tokens)))),
+                (
+                    "token requests made",
+                    f"{requests_made} (target exactly 1: {'PASS' if requests_made == 1 else 'FAIL'})",
+                ),
+                ("wall time incl. process start", f"{elapsed:.2f} s"),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ again, Align ends up with exactly one patient and one primary order for the case
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -244,9 +245,15 @@ def test_a_host_adapter_with_its_own_case_reference_and_loose_types(
     assert patient["gender"] == "F"
     assert patient["dateOfBirth"] == "1990-12-10"
     # Align's callbacks carry the case number back; the app finds the case by it.
-    body = (
-        '{"type": "case.status_changed", "data": {"caseId": "%s", "status": "in_review", '
-        '"changedAt": "2026-11-20T10:00:00Z"}}' % case.case_number
+    body = json.dumps(
+        {
+            "type": "case.status_changed",
+            "data": {
+                "caseId": case.case_number,
+                "status": "in_review",
+                "changedAt": "2026-11-20T10:00:00Z",
+            },
+        }
     )
     response = post_signed(client, "/align/callbacks/", body, signed_headers(body))
     assert response.status_code == 200, response.content

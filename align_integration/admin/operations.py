@@ -1,6 +1,10 @@
 """Admin for operating the Align side: timelines, sales orders, assets, remote operations
 and stored callbacks.  Read-only; the registered actions ("retry now", "reprocess")
 declare permissions and write admin log entries.
+
+A case's timeline is the ``CaseEvent`` list filtered with ``?case=<pk>``; every list that
+concerns a case links to it.  List pages run a constant number of queries per page (no
+per-row lookups: columns read ``case_id``, never ``case``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -40,7 +45,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
     """One admin log entry per object acted on."""
-    for obj in objects:
+    if not objects:
+        return
+    if hasattr(LogEntry.objects, "log_actions"):  # Django 5.1+; log_action is gone in 6.0
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk,
+            queryset=objects,
+            action_flag=CHANGE,
+            change_message=message,
+            single_object=len(objects) == 1,
+        )
+        return
+    for obj in objects:  # pragma: no cover - Django < 5.1
         LogEntry.objects.log_action(
             user_id=request.user.pk,
             content_type_id=ContentType.objects.get_for_model(obj).pk,
@@ -51,14 +67,56 @@ def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
         )
 
 
+def timeline_url(case_pk: Any) -> str:
+    return f"{reverse('admin:align_integration_caseevent_changelist')}?case={case_pk}"
+
+
+@admin.display(description="Timeline")
+def timeline_link(obj: Any) -> str:
+    return format_html('<a href="{}">timeline</a>', timeline_url(obj.case_id))
+
+
+class CaseFilter(admin.SimpleListFilter):
+    """``?case=<pk>``: one case's entries.  The sidebar shows only the case chosen (cases are
+    too many to list), with "All" to clear it."""
+
+    title = "case"
+    parameter_name = "case"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = request.GET.get(self.parameter_name)
+        return [(value, f"Case {value}")] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(case_id=value) if value else queryset
+
+
 @admin.register(CaseEvent)
 class CaseEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "case_id", "action", "outcome", "status_code", "message")
-    list_filter = ("outcome", "action")
+    """The timelines; ``?case=<pk>`` shows one case's, newest first."""
+
+    list_display = (
+        "created_at",
+        "case_id",
+        "action",
+        "outcome",
+        "status_code",
+        "message",
+        "operation_id",
+        "request_id",
+    )
+    list_filter = (CaseFilter, "outcome", "action")
     search_fields = ("=case__pk", "request_id")
     date_hierarchy = "created_at"
     list_select_related = False
     show_full_result_count = False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        case = request.GET.get("case")
+        if case:
+            extra_context = {**(extra_context or {}), "title": f"Align timeline of case {case}"}
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(AlignOrder)
@@ -71,6 +129,7 @@ class AlignOrderAdmin(ReadOnlyAdmin):
         "created_at",
         "received_at",
         "source",
+        timeline_link,
     )
     list_filter = ("order_type", "source")
     search_fields = ("=sales_order_number", "=patient_id", "=case__pk")
@@ -110,6 +169,7 @@ class AlignCaseAdmin(ReadOnlyAdmin):
         "treatment_plan_id",
         "treatment_plan_version",
         "awaiting_provider_review",
+        timeline_link,
     )
     list_filter = ("awaiting_provider_review", "status")
     search_fields = ("=case__pk", "=patient_id", "=order_id")
@@ -125,21 +185,29 @@ class RemoteOperationAdmin(ReadOnlyAdmin):
         "state",
         "attempts",
         "last_status_code",
+        "last_error",
         "next_attempt_at",
         "updated_at",
+        timeline_link,
     )
-    list_filter = ("state", "kind")
+    list_filter = ("state", "kind", CaseFilter)
     search_fields = ("=case__pk", "=idempotency_key")
     exclude = ("payload",)  # a revision comment is the provider's text: not shown in lists
     actions = ["retry_now"]
     show_full_result_count = False
 
+    @admin.display(description="Last error")
+    def last_error(self, obj: RemoteOperation) -> str:
+        # Errors are stored redacted (workflows.timeline.redact): no patient data.
+        text = "; ".join(str(error) for error in obj.last_errors or [])
+        return text[:120] + ("…" if len(text) > 120 else "")
+
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[RemoteOperation]) -> None:
-        from align_integration.workflows.background import run_operation_now
+        from align_integration.workflows.background import retry_operations
 
         picked = list(queryset.exclude(state=RemoteOperation.SUCCEEDED))
-        done = sum(1 for operation in picked if run_operation_now(operation, user=request.user))
+        done, _failed = retry_operations(picked, user=request.user)
         log_action(request, picked, "Retried from the admin.")
         level = messages.SUCCESS if done == len(picked) else messages.WARNING
         self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)
@@ -160,6 +228,7 @@ class CallbackEventAdmin(ReadOnlyAdmin):
         "case_reference",
         "state",
         "attempts",
+        "error",
         "webhook_id",
     )
     list_filter = ("state", "event_type")

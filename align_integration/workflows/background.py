@@ -1,19 +1,29 @@
-"""Background work on remote operations.
+"""Background work: due retries of remote operations, stored callbacks, the iTero connector.
 
 The database is the source of truth: a failed operation that may succeed later has state
 ``retry_scheduled`` and a ``next_attempt_at``; ``align_worker`` (and, where a task backend
 that can defer is configured, a Django task) picks it up.  Jobs are plain idempotent
 functions taking ids.
+
+Several workers (``align_worker`` on several machines, task workers) may look at the same
+operation at once.  Before running one, a worker *takes* it with a conditional UPDATE that
+moves ``next_attempt_at`` forward, compared against the value it read: only one worker's
+UPDATE matches, so one due retry is attempted once.  ``run_operation`` then claims the row
+as usual (``workflows.operations._claim``), which keeps a worker and a web request apart.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from align_integration.models import RemoteOperation
+from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
 
 logger = logging.getLogger("align_integration.worker")
 
@@ -22,40 +32,152 @@ ORDER_KINDS = (
     RemoteOperation.CREATE_ORDER,
     RemoteOperation.UPLOAD_ASSETS,
 )
+#: How long a worker's hold on a due operation lasts before another worker may take it.
+TAKE_SECONDS = 300
+#: An ``in_progress`` operation whose claim ran out this long ago was abandoned (a crash).
+ABANDONED_AFTER_SECONDS = 60
+#: A task may run this much before ``next_attempt_at`` (clocks of machines differ a little).
+EARLY_TOLERANCE_SECONDS = 2
+#: Stored callbacks still ``received`` after this long were never processed (a crash).
+CALLBACK_STUCK_SECONDS = 60
+#: Failed callbacks are reprocessed this often at most, with backoff, before staff must act.
+CALLBACK_MAX_ATTEMPTS = 8
+CALLBACK_BACKOFF_SECONDS = 30
 
 
+# -- running one operation -------------------------------------------------------------------
 def run_operation_now(operation: RemoteOperation, *, user: Any = None) -> bool:
     """Attempt ``operation`` (resuming the whole order flow for order steps); True if done."""
-    if operation.kind in ORDER_KINDS:
-        from align_integration.workflows.orders import initiate_align_order
+    if operation.kind not in ORDER_KINDS:
+        from align_integration.workflows.clincheck import perform_clincheck
 
-        return initiate_align_order(user, operation.case).ok
-    from align_integration.workflows.clincheck import perform_clincheck
+        return perform_clincheck(operation, user=user).ok
+    state = AlignCase.objects.filter(case_id=operation.case_id).first()
+    order_sent = bool(state and state.order_sent)
+    if operation.kind == RemoteOperation.UPLOAD_ASSETS:
+        from align_integration.workflows.batch_actions import perform_upload, upload_dedupe_key
 
-    return perform_clincheck(operation, user=user).ok
+        if upload_dedupe_key(operation.case)[0] != operation.dedupe_key:
+            # The case's files changed since: this upload will never be the right one.
+            _park(operation, "Superseded: the case's files changed; upload the current ones.")
+            if order_sent:
+                return False
+        elif order_sent:
+            # A re-upload for a case already sent (align_upload_assets): only this step.
+            return perform_upload(operation, user=user).ok
+    from align_integration.workflows.orders import initiate_align_order
+
+    return initiate_align_order(user, operation.case).ok
+
+
+def _park(operation: RemoteOperation, reason: str) -> None:
+    RemoteOperation.objects.filter(pk=operation.pk).exclude(state=RemoteOperation.SUCCEEDED).update(
+        state=RemoteOperation.FAILED, next_attempt_at=None, last_errors=[reason]
+    )
+    operation.refresh_from_db()
+    logger.info("operation=%s outcome=parked", operation.pk)
+
+
+def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> bool:
+    """Take a due (or abandoned) operation for this worker; False if another worker did.
+
+    A compare-and-set on the value this worker read, so exactly one of several workers
+    that read the same row wins.
+    """
+    now = now or timezone.now()
+    hold_until = now + dt.timedelta(seconds=TAKE_SECONDS)
+    rows = RemoteOperation.objects.filter(pk=operation.pk, state=operation.state)
+    if operation.state == RemoteOperation.RETRY_SCHEDULED:
+        due_by = now + dt.timedelta(seconds=EARLY_TOLERANCE_SECONDS)
+        if operation.next_attempt_at is None or operation.next_attempt_at > due_by:
+            return False
+        taken = rows.filter(next_attempt_at=operation.next_attempt_at).update(
+            next_attempt_at=hold_until
+        )
+    elif operation.state == RemoteOperation.IN_PROGRESS:
+        abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
+        if operation.claimed_until is None or operation.claimed_until >= abandoned_before:
+            return False
+        taken = rows.filter(claimed_until=operation.claimed_until).update(
+            state=RemoteOperation.RETRY_SCHEDULED, claimed_until=None, next_attempt_at=hold_until
+        )
+    else:
+        return False
+    if taken:
+        operation.refresh_from_db()
+    return bool(taken)
 
 
 def run_operation_job(operation_id: int) -> bool:
-    """The job: idempotent, takes an id, safe to run twice."""
+    """The task job: attempt the operation if its retry is due.  Idempotent, takes an id.
+
+    Returns True when the operation is done (now or before).  An operation that is not due
+    (a newer retry was scheduled, or it is parked as failed) is left alone.
+    """
     operation = RemoteOperation.objects.filter(pk=operation_id).first()
     if operation is None or operation.state == RemoteOperation.SUCCEEDED:
         return True
-    return run_operation_now(operation)
+    if not take_due(operation):
+        logger.info("operation=%s job=skipped state=%s", operation_id, operation.state)
+        return False
+    return _attempt(operation)
+
+
+def _attempt(operation: RemoteOperation, *, user: Any = None) -> bool:
+    try:
+        ok = run_operation_now(operation, user=user)
+    except Exception:  # a bug or the database: the row is retried once its claim runs out
+        logger.exception("operation=%s kind=%s outcome=error", operation.pk, operation.kind)
+        return False
+    logger.info(
+        "operation=%s kind=%s outcome=%s",
+        operation.pk,
+        operation.kind,
+        "succeeded" if ok else "failed",
+    )
+    return ok
+
+
+def due_operations(limit: int = 100) -> list[RemoteOperation]:
+    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first."""
+    now = timezone.now()
+    abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
+    return list(
+        RemoteOperation.objects.filter(
+            Q(state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at__lte=now)
+            | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
+        ).order_by("next_attempt_at", "pk")[:limit]
+    )
 
 
 def run_due_operations(limit: int = 100) -> int:
-    """Attempt every operation whose retry is due; returns how many were attempted."""
+    """Attempt every operation whose retry is due; returns how many this worker attempted.
+
+    Safe with any number of workers at once: each operation is taken by one of them.
+    """
     attempted = 0
-    for operation in RemoteOperation.objects.due().order_by("next_attempt_at")[:limit]:
+    for operation in due_operations(limit):
+        if not take_due(operation):
+            continue  # another worker has it
         attempted += 1
-        ok = run_operation_now(operation)
-        logger.info(
-            "operation=%s kind=%s outcome=%s",
-            operation.pk,
-            operation.kind,
-            "succeeded" if ok else "failed",
-        )
+        _attempt(operation)
     return attempted
+
+
+def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
+    """Retry the given operations now, whatever their schedule ("Retry now", ``--retry``).
+
+    Returns ``(succeeded, failed)``; operations already succeeded are left out.
+    """
+    succeeded = failed = 0
+    for operation in operations:
+        if operation.state == RemoteOperation.SUCCEEDED:
+            continue
+        if _attempt(operation, user=user):
+            succeeded += 1
+        else:
+            failed += 1
+    return succeeded, failed
 
 
 def enqueue_operation(operation: RemoteOperation) -> None:
@@ -68,3 +190,95 @@ def enqueue_operation(operation: RemoteOperation) -> None:
 
     operation_id, run_after = operation.pk, operation.next_attempt_at
     transaction.on_commit(lambda: enqueue_operation_retry(operation_id, run_after))
+
+
+# -- stored callbacks -------------------------------------------------------------------------
+def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
+    """Callbacks never processed (still ``received`` after a minute) and failed ones whose
+    backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit."""
+    now = timezone.now()
+    stuck = list(
+        CallbackEvent.objects.filter(
+            state=CallbackEvent.RECEIVED,
+            received_at__lt=now - dt.timedelta(seconds=CALLBACK_STUCK_SECONDS),
+        ).order_by("received_at", "pk")[:limit]
+    )
+    failed = CallbackEvent.objects.filter(
+        state=CallbackEvent.FAILED, attempts__lt=CALLBACK_MAX_ATTEMPTS
+    ).order_by("received_at", "pk")
+    due = [
+        event
+        for event in failed[: limit * 4]
+        if event.received_at
+        <= now - dt.timedelta(seconds=CALLBACK_BACKOFF_SECONDS * 2 ** max(0, event.attempts - 1))
+    ]
+    return (stuck + due)[:limit]
+
+
+def reprocess_due_callbacks(limit: int = 100) -> tuple[int, int]:
+    """Process the due stored callbacks again; returns ``(processed, failed)``."""
+    from align_integration.workflows.callbacks import reprocess
+
+    events = due_callback_events(limit)
+    return reprocess(events) if events else (0, 0)
+
+
+# -- one worker pass --------------------------------------------------------------------------
+@dataclass
+class WorkerPass:
+    """What one pass of ``align_worker`` did."""
+
+    operations: int = 0
+    callbacks_processed: int = 0
+    callbacks_failed: int = 0
+    itero: int = 0
+    errors: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.operations or self.callbacks_processed or self.callbacks_failed)
+
+    def __str__(self) -> str:
+        return (
+            f"operations attempted: {self.operations}; callbacks processed: "
+            f"{self.callbacks_processed}, failed: {self.callbacks_failed}; "
+            f"iTero items: {self.itero}"
+        )
+
+
+def run_itero_work() -> int:
+    """The iTero connector's pass, when the connector exists and is configured."""
+    from align_integration.conf import get_setting
+
+    if not get_setting("ITERO", "CLIENT_ID"):
+        return 0
+    try:
+        from align_integration.workflows.itero import run_due_itero_work
+    except ImportError:
+        return 0
+    return int(run_due_itero_work())
+
+
+def run_worker_pass(limit: int = 100, *, itero: bool = True) -> WorkerPass:
+    """Everything due, once: retries, stored callbacks, the iTero connector.
+
+    A step that raises is logged and counted in ``errors``; the other steps still run.
+    """
+    result = WorkerPass()
+    steps: list[tuple[str, Any]] = [
+        ("operations", lambda: setattr(result, "operations", run_due_operations(limit))),
+        ("callbacks", lambda: _callbacks_step(result, limit)),
+    ]
+    if itero:
+        steps.append(("itero", lambda: setattr(result, "itero", run_itero_work())))
+    for name, step in steps:
+        try:
+            step()
+        except Exception:
+            result.errors += 1
+            logger.exception("worker step=%s outcome=error", name)
+    return result
+
+
+def _callbacks_step(result: WorkerPass, limit: int) -> None:
+    result.callbacks_processed, result.callbacks_failed = reprocess_due_callbacks(limit)

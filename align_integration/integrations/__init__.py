@@ -1,0 +1,2 @@
+"""Optional adapters to other frameworks: ``celery`` (``pip install
+django-align-integration[celery]``)."""

@@ -1,0 +1,310 @@
+"""What each batch command does to one case: ClinCheck accept, ClinCheck revision, asset
+upload, and sending the order.
+
+Each action first *checks* the case (already done? possible at all?) and then *sends*.
+"Already done" is the ``RemoteOperation`` of the same logical action in state
+``succeeded`` (accept per case and screenshot, revision per case, plan and comment, upload
+per case and asset set, an order per case), so a re-run never repeats a remote action.
+A dry run checks inside a transaction that is rolled back: nothing is written, nothing sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.utils import timezone
+
+from align_integration.adapters import get_adapter
+from align_integration.cases import align_patient_id, can_send_to_align
+from align_integration.client.service import AlignServiceClient
+from align_integration.facade import Align
+from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.workflows import clincheck
+from align_integration.workflows.operations import (
+    Attempt,
+    OperationBusy,
+    OperationFailed,
+    operation_for,
+    run_operation,
+)
+from align_integration.workflows.results import AlignResult
+from align_integration.workflows.timeline import record
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+ALREADY_DONE = "skipped: already done"
+DUPLICATE = "skipped: duplicate"
+WOULD_SEND = "dry run: would send"
+NOT_RUN = "not run: interrupted"
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """How one row ended: an outcome above, Align's (or our) status code, a message."""
+
+    outcome: str
+    status: int | None = None
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == FAILED
+
+
+def outcome_of(
+    result: AlignResult, done_message: str, operation: RemoteOperation | None
+) -> RowOutcome:
+    """The row outcome of a flow's result; notes a background retry when one is scheduled."""
+    if result.ok:
+        return RowOutcome(SUCCEEDED, result.status_code, done_message)
+    message = "; ".join(result.errors) or f"HTTP {result.status_code}"
+    if operation is not None:
+        operation.refresh_from_db()
+        if operation.state == RemoteOperation.RETRY_SCHEDULED:
+            message += " (a background retry is scheduled)"
+    return RowOutcome(FAILED, result.status_code, message)
+
+
+class _Rollback(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def without_writes(check: Any) -> Any:
+    """Run ``check()`` in a transaction that is always rolled back; return its value."""
+    try:
+        with transaction.atomic():
+            raise _Rollback(check())
+    except _Rollback as rollback:
+        return rollback.value
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :meth:`CaseAction.check` found: an outcome that settles the row (already done,
+    impossible), or ``None`` and what :meth:`CaseAction.send` needs (the operation row)."""
+
+    outcome: RowOutcome | None = None
+    operation: RemoteOperation | None = None
+
+
+class CaseAction:
+    """One batch action; subclasses say how to check and send one case."""
+
+    name: ClassVar[str] = ""
+    needs_comment: ClassVar[bool] = False
+    would_send: ClassVar[str] = ""
+
+    def check(self, case: Any, comment: str, *, dry_run: bool) -> Plan:
+        """Whether to send; with ``dry_run`` nothing may be written."""
+        raise NotImplementedError
+
+    def send(
+        self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
+    ) -> RowOutcome:
+        raise NotImplementedError
+
+
+# -- ClinCheck ----------------------------------------------------------------------------------
+class ClinCheckAction(CaseAction):
+    """ClinCheck accept or revision: ``set_case_status`` of the facade, in two halves so the
+    operation row found by the check is the one sent (one lookup per row, not two)."""
+
+    action: ClassVar[str] = ""
+    done_message: ClassVar[str] = ""
+
+    def _operation(self, case: Any, comment: str) -> RemoteOperation:
+        return clincheck.prepare_operation(case, self.action, comment or None)
+
+    def check(self, case: Any, comment: str, *, dry_run: bool) -> Plan:
+        try:
+            if dry_run:
+                state = without_writes(lambda: self._operation(case, comment).state)
+                operation = None
+            else:
+                operation = self._operation(case, comment)
+                state = operation.state
+        except ValueError as problem:
+            # A real run lets set_case_status refuse it and record that on the timeline.
+            return Plan(RowOutcome(FAILED, 400, str(problem))) if dry_run else Plan()
+        if state == RemoteOperation.SUCCEEDED:
+            return Plan(RowOutcome(ALREADY_DONE, 200, "Already sent to Align; not sent again."))
+        return Plan(operation=operation)
+
+    def send(
+        self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
+    ) -> RowOutcome:
+        operation = plan.operation
+        if operation is None:  # refused before sending: the facade records why
+            result = Align(client).set_case_status(user, case, self.action, comment or None)
+        else:
+            operation.case = case  # loaded already
+            result = clincheck.perform_clincheck(operation, user=user, client=client)
+        return outcome_of(result, self.done_message, operation)
+
+
+class ClinCheckAccept(ClinCheckAction):
+    name = "align_clincheck_accept"
+    action = clincheck.APPROVE
+    would_send = "ClinCheck accept would be sent with the newest acceptance screenshot."
+    done_message = "ClinCheck accept sent."
+
+
+class ClinCheckRevise(ClinCheckAction):
+    name = "align_clincheck_revise"
+    action = clincheck.REVISE
+    needs_comment = True
+    would_send = "ClinCheck revision request would be sent."
+    done_message = "ClinCheck revision request sent."
+
+
+# -- asset upload -------------------------------------------------------------------------------
+def upload_dedupe_key(case: Any) -> tuple[str, list[int]]:
+    """The upload operation's key for the case's current STL files, and their ids.
+
+    The same key as the order flow's upload step (``workflows.orders``), so an upload done
+    there counts as done here.
+    """
+    asset_ids = sorted(
+        CaseAsset.objects.current()
+        .filter(case=case, kind=CaseAsset.STL)
+        .values_list("pk", flat=True)
+    )
+    fingerprint = hashlib.sha256(",".join(map(str, asset_ids)).encode()).hexdigest()[:16]
+    return f"upload_assets:{case.pk}:{fingerprint}", asset_ids
+
+
+def case_patient_id(case: Any) -> str:
+    """Align's patient id for the case: ours from sending it, else the newest sales order's."""
+    state = AlignCase.objects.filter(case=case).first()
+    return (state.patient_id if state else "") or align_patient_id(case) or ""
+
+
+def upload_operation(case: Any, *, user: Any = None) -> RemoteOperation | None:
+    """The upload operation for the case's current STL files (``None`` when it has none)."""
+    key, asset_ids = upload_dedupe_key(case)
+    if not asset_ids:
+        return None
+    return operation_for(
+        case, RemoteOperation.UPLOAD_ASSETS, key, payload={"asset_ids": asset_ids}, user=user
+    )
+
+
+def upload_case_assets(
+    case: Any, user: Any = None, client: AlignServiceClient | None = None
+) -> AlignResult:
+    """Upload the case's current STL files for a case that already has an Align patient.
+
+    Once per asset set: a second call for the same files answers success without sending.
+    """
+    if not case_patient_id(case):
+        message = "The case has no Align patient yet; send the case to Align first."
+        record(case, RemoteOperation.UPLOAD_ASSETS, CaseEvent.FAILED, message, status_code=409)
+        return AlignResult(409, [message])
+    operation = upload_operation(case, user=user)
+    if operation is None:
+        message = "The case has no STL files to upload."
+        record(case, RemoteOperation.UPLOAD_ASSETS, CaseEvent.FAILED, message, status_code=400)
+        return AlignResult(400, [message])
+    if operation.state == RemoteOperation.SUCCEEDED:
+        return AlignResult.success()
+    return perform_upload(operation, user=user, client=client)
+
+
+def perform_upload(
+    operation: RemoteOperation, *, user: Any = None, client: AlignServiceClient | None = None
+) -> AlignResult:
+    """Send (or resume) one upload operation of a case that has an Align patient."""
+    case = operation.case
+    adapter = get_adapter()
+    client = client or AlignServiceClient()
+    patient_id = case_patient_id(case)
+    try:
+        patient = adapter.patient(case)
+    except (AttributeError, ObjectDoesNotExist):
+        message = "The case's patient record is missing or incomplete."
+        record(case, operation.kind, CaseEvent.FAILED, message, status_code=400, user=user)
+        return AlignResult(400, [message])
+    count = len(operation.payload.get("asset_ids") or [])
+    try:
+        run_operation(
+            operation,
+            Attempt(
+                call=lambda key: client.upload_assets(
+                    patient_id=patient_id,
+                    mrn=patient.mrn,
+                    case_id=adapter.case_reference(case),
+                    idempotency_key=key,
+                ),
+                patient=patient,
+                label=f"Upload assets ({count} STL files)",
+            ),
+            user=user,
+        )
+    except OperationBusy:
+        return AlignResult(409, ["This upload is being sent right now."])
+    except OperationFailed as failure:
+        return AlignResult(failure.status_code, failure.errors)
+    AlignCase.objects.filter(case=case, assets_uploaded_at__isnull=True).update(
+        assets_uploaded_at=timezone.now()
+    )
+    return AlignResult.success()
+
+
+class UploadAssets(CaseAction):
+    name = "align_upload_assets"
+    would_send = "The case's STL files would be uploaded."
+
+    def check(self, case: Any, comment: str, *, dry_run: bool) -> Plan:
+        if not dry_run:
+            operation = upload_operation(case)
+            if operation is not None and operation.state == RemoteOperation.SUCCEEDED:
+                return Plan(RowOutcome(ALREADY_DONE, 200, "These files were uploaded already."))
+            return Plan()  # upload_case_assets reports (and records) what is missing
+        if not case_patient_id(case):
+            return Plan(RowOutcome(FAILED, 409, "The case has no Align patient yet."))
+        key, asset_ids = upload_dedupe_key(case)
+        if not asset_ids:
+            return Plan(RowOutcome(FAILED, 400, "The case has no STL files to upload."))
+        if RemoteOperation.objects.filter(dedupe_key=key, state=RemoteOperation.SUCCEEDED):
+            return Plan(RowOutcome(ALREADY_DONE, 200, "These files were uploaded already."))
+        return Plan()
+
+    def send(
+        self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
+    ) -> RowOutcome:
+        result = upload_case_assets(case, user=user, client=client)
+        operation = None if result.ok else upload_operation(case)
+        return outcome_of(result, "Assets uploaded.", operation)
+
+
+# -- sending orders -----------------------------------------------------------------------------
+class SendOrder(CaseAction):
+    name = "align_send_orders"
+    would_send = "The case would be sent to Align (patient, primary order, assets)."
+
+    def check(self, case: Any, comment: str, *, dry_run: bool) -> Plan:
+        state = AlignCase.objects.filter(case=case).first()
+        if state is not None and state.order_sent:
+            return Plan(RowOutcome(ALREADY_DONE, 200, "Already sent to Align; not sent again."))
+        if dry_run:
+            eligibility = can_send_to_align(case)
+            if not eligibility.ok:
+                reasons = "; ".join(f"Not met: {label}" for label in eligibility.failed)
+                return Plan(RowOutcome(FAILED, 400, reasons))
+        return Plan()
+
+    def send(
+        self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
+    ) -> RowOutcome:
+        result = Align(client).initiate_align_order(user, case)
+        return outcome_of(result, "Sent to Align.", None)
+
+
+ACTIONS: dict[str, type[CaseAction]] = {
+    action.name: action for action in (ClinCheckAccept, ClinCheckRevise, UploadAssets, SendOrder)
+}

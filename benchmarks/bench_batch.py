@@ -1,0 +1,348 @@
+"""Benchmark: ``align_clincheck_accept --concurrency 16`` against the old ad-hoc script's loop.
+
+Both run in one process against the sandbox, with 100 ms of latency injected into every
+ClinCheck accept, on the same CSV: the seed query's export (11 columns, the old script reads
+them by position) plus a ``case_id`` column holding the case reference the command resolves.
+
+    .venv/bin/python benchmarks/bench_batch.py              # 2 000 cases (about 4 minutes)
+    .venv/bin/python benchmarks/bench_batch.py --cases 200  # a quick look
+
+The sandbox runs in a process of its own, as the real service runs on another machine: its
+work does not compete with the measured code for this process's interpreter.  The database
+is a SQLite file in a temporary folder (WAL, immediate transactions, so the command's
+threads can write at once).  Prints a table: wall time, rows per second, remote
+calls, and the speed-up; then a re-run of the command, which must make no remote call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LATENCY = 0.1
+SEED_COLUMNS = [
+    "Order Date",
+    "Patient Name",
+    "Case Number",
+    "Provider Name",
+    "Product Name",
+    "Order Status",
+    "Order Status Date",
+    "Case ID",
+    "Medical Record Number",
+    "Vault ID",
+    "External Key",
+]
+
+
+class RemoteSandbox:
+    """The sandbox served by a child process; asked over a pipe for what the tests read."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")  # before Django: nothing else to copy
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve_sandbox, args=(child,), daemon=True)
+        self._process.start()
+        self.url, self.client_id, self.client_secret, self.callback_secret = self._conn.recv()
+
+    def ask(self, *message: Any) -> Any:
+        self._conn.send(message)
+        return self._conn.recv()
+
+    def accepted_case_ids(self) -> list[str]:
+        """caseId of every ClinCheck accept received so far, in order."""
+        return self.ask("accepts")
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(timeout=10)
+
+
+def _serve_sandbox(conn: Any) -> None:
+    from align_integration.sandbox import Sandbox
+
+    sandbox = Sandbox(auto_callbacks=False).start()
+    conn.send((sandbox.url, sandbox.client_id, sandbox.client_secret, sandbox.callback_secret))
+    while True:
+        command, *args = conn.recv()
+        if command == "orders":  # orders as the service keeps them after "create order"
+            with sandbox.align.lock:
+                sandbox.align.orders.extend(args[0])
+            conn.send(None)
+        elif command == "latency":
+            sandbox.inject_fault("clincheck_accept", delay=args[0], times=None)
+            conn.send(None)
+        elif command == "accepts":
+            conn.send([(c.form or {}).get("caseId") for c in sandbox.calls("clincheck_accept")])
+        else:
+            sandbox.stop()
+            conn.send(None)
+            return
+
+
+def configure(folder: Path, sandbox: RemoteSandbox) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="benchmark-not-secret",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "waffle",
+            "align_integration",
+            "tests.testapp",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(folder / "bench.sqlite3"),
+                "OPTIONS": {
+                    "timeout": 60,
+                    "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                },
+            }
+        },
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        MEDIA_ROOT=str(folder / "media"),
+        ALIGN_INTEGRATION_CASE_MODEL="testapp.Case",
+        ALIGN_INTEGRATION={
+            "SERVICE": {
+                "BASE_URL": sandbox.url,
+                "CLIENT_ID": sandbox.client_id,
+                "CLIENT_SECRET": sandbox.client_secret,
+            },
+            "CALLBACK_SECRETS": [sandbox.callback_secret],
+        },
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def seed(sandbox: RemoteSandbox, count: int, csv_path: Path) -> None:
+    """``count`` cases with an acceptance screenshot, each with an order at the sandbox."""
+    from align_integration.models import CaseAsset
+    from tests.testapp.models import Case, Patient, Prescription
+
+    patients = Patient.objects.bulk_create(
+        Patient(first_name="Bench", last_name=f"Patient{i}", medical_record_number=f"MRN{i:06d}")
+        for i in range(count)
+    )
+    cases = Case.objects.bulk_create(
+        Case(patient=patient, case_number=f"C{i:06d}") for i, patient in enumerate(patients)
+    )
+    Prescription.objects.bulk_create(Prescription(case=case, lab="AL") for case in cases)
+    assets = CaseAsset.objects.bulk_create(
+        CaseAsset(
+            case=case,
+            kind=CaseAsset.CCACCEPTSCREEN,
+            file=f"screens/{case.pk}.jpg",
+            vault_id=f"vault-{case.pk}",
+            external_key=f"key-{case.pk}",
+        )
+        for case in cases
+    )
+    # The orders are set at the sandbox directly: only the accepts are measured.
+    sandbox.ask(
+        "orders",
+        [
+            {
+                "caseId": str(case.pk),
+                "patientId": f"P-{case.pk}",
+                "mrn": patient.medical_record_number,
+                "orderType": "IAS",
+                "treatmentOption": "full",
+                "chiefConcern": "Crowding and spacing",
+                "orderId": f"O-{case.pk}",
+                "status": "treatment_plan_ready",
+                "planVersion": 1,
+            }
+            for case, patient in zip(cases, patients, strict=True)
+        ],
+    )
+    with csv_path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow([*SEED_COLUMNS, "case_id"])
+        for case, patient, asset in zip(cases, patients, assets, strict=True):
+            writer.writerow(
+                [
+                    "2024-05-01 10:00",
+                    "Bench Patient",
+                    case.case_number,
+                    "Dr Bench",
+                    "Aligners",
+                    "Processing",
+                    "2024-05-02 10:00",
+                    case.pk,
+                    patient.medical_record_number,
+                    asset.vault_id,
+                    asset.external_key,
+                    case.uuid,
+                ]
+            )
+
+
+def old_script_loop(csv_path: Path, base_url: str, logger: logging.Logger) -> int:
+    """The seed's ``forwards_func``, as it was: one ``requests.put`` per row, in order (its
+    ``str.format`` log lines written as lazy ``%s`` ones; nothing is logged in either case)."""
+    import requests
+
+    from align_integration import Align
+
+    total_count = 0
+    failed_case_ids = []
+    align = Align()
+    with open(csv_path) as file:
+        cases = list(csv.reader(file))
+        cases.pop(0)
+        for row in cases:
+            try:
+                case_id = row[7].strip()
+                mrn = row[8].strip()
+                vault_id = row[9]
+                if vault_id:
+                    vault_id = vault_id.strip()
+                else:
+                    vault_id = "00000000-0000-0000-0000-000000000000"
+                external_key = row[10]
+                if external_key:
+                    external_key = external_key.strip()
+                else:
+                    external_key = "00000000-0000-0000-0000-000000000000"
+                set_case_status_path = base_url + "/orders/" + str(case_id) + "/accept"
+                headers = {"Authorization": f"Bearer {align.token}"}
+                request_data = {
+                    "caseId": case_id,
+                    "mrn": mrn,
+                    "vault_id": vault_id,
+                    "external_key": external_key,
+                }
+                response = requests.put(set_case_status_path, data=request_data, headers=headers)
+                if response.status_code != 200:
+                    logger.info("Bad Upload: %s", case_id)
+                    logger.info("Response: %s", response.json())
+                    logger.info("")
+                    failed_case_ids.append(case_id)
+                else:
+                    logger.info("Upload: %s", case_id)
+                    logger.info("Response: %s", response.json())
+                    logger.info("")
+                total_count += 1
+            except Exception as e:
+                logger.info(e)
+    logger.info("Failed Case IDs: %s", failed_case_ids)
+    return len(failed_case_ids)
+
+
+def run_command(csv_path: Path, report: Path, concurrency: int, rate: float) -> str:
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    try:
+        call_command(
+            "align_clincheck_accept",
+            "--csv",
+            str(csv_path),
+            "--concurrency",
+            str(concurrency),
+            "--rate",
+            str(rate),
+            "--report",
+            str(report),
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+    except CommandError as error:
+        return f"{out.getvalue().strip()} ({error})"
+    return out.getvalue().strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="--rate for the command (default 200/s)"
+    )
+    args = parser.parse_args()
+
+    sandbox = RemoteSandbox()
+    folder = Path(tempfile.mkdtemp(prefix="align-bench-"))
+    try:
+        configure(folder, sandbox)
+        csv_path = folder / "accept.csv"
+        seed(sandbox, args.cases, csv_path)
+        sandbox.ask("latency", LATENCY)
+        script_logger = logging.getLogger("bench.old_script")  # silent, as in a cron job
+
+        print(f"{args.cases} cases, {LATENCY * 1000:.0f} ms injected per ClinCheck accept\n")
+        before = len(sandbox.accepted_case_ids())
+        started = time.monotonic()
+        failed = old_script_loop(csv_path, sandbox.url, script_logger)
+        old_time = time.monotonic() - started
+        old_calls = len(sandbox.accepted_case_ids()) - before
+
+        before = len(sandbox.accepted_case_ids())
+        started = time.monotonic()
+        summary = run_command(csv_path, folder / "report.csv", args.concurrency, args.rate)
+        new_time = time.monotonic() - started
+        calls = sandbox.accepted_case_ids()[before:]
+        new_calls = len(calls)
+        distinct = len(set(calls))
+
+        before = len(sandbox.accepted_case_ids())
+        started = time.monotonic()
+        rerun_summary = run_command(csv_path, folder / "report2.csv", args.concurrency, args.rate)
+        rerun_time = time.monotonic() - started
+        rerun_calls = len(sandbox.accepted_case_ids()) - before
+
+        rows = [
+            ("old script loop (1 at a time)", old_time, old_calls, f"{failed} failed"),
+            (
+                f"align_clincheck_accept --concurrency {args.concurrency}",
+                new_time,
+                new_calls,
+                f"{distinct} distinct cases",
+            ),
+            ("same command, re-run", rerun_time, rerun_calls, "all already done"),
+        ]
+        print(f"{'run':<40} {'wall s':>8} {'rows/s':>8} {'calls':>7}  note")
+        for name, seconds, remote, note in rows:
+            print(f"{name:<40} {seconds:8.1f} {args.cases / seconds:8.1f} {remote:7d}  {note}")
+        print(f"\nspeed-up: {old_time / new_time:.1f}x (target >= 12x)")
+        print(f"remote calls per case: {new_calls / args.cases:.2f} (must be exactly 1)")
+        print(f"command: {summary}")
+        print(f"re-run:  {rerun_summary}")
+        ok = new_calls == distinct == args.cases and rerun_calls == 0
+        sys.exit(0 if ok else 1)
+    finally:
+        sandbox.stop()
+        from django.db import connections
+
+        connections.close_all()
+        for path in sorted(folder.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        os.rmdir(folder)
+
+
+if __name__ == "__main__":
+    main()
