@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -94,6 +95,33 @@ def mark_aligners_bought(request: HttpRequest, case_uuid: str) -> HttpResponse:
             f"Aligners bought — {event.action}: {event.get_outcome_display()}. {event.message}",
         )
     return redirect(_panel_url(case))
+
+
+@staff_only
+@require_POST
+def take_itero_scan(request: HttpRequest, case_uuid: str) -> HttpResponse:
+    """Play the clinic: the sandbox's iTero takes a scan of this patient and notifies us.
+
+    The notification reaches the app's ``itero-notifications`` URL; ``align_worker``
+    confirms the order, downloads the scan and puts its STL files on the case.
+    """
+    case = get_object_or_404(Case.objects.select_related("patient"), uuid=case_uuid)
+    try:
+        response = requests.post(
+            f"{settings.SANDBOX_URL}/__sandbox__/itero/scans",
+            json={"chart_number": case.patient.medical_record_number},
+            timeout=10,
+        )
+        response.raise_for_status()
+    except requests.RequestException:
+        messages.error(request, "The sandbox did not answer; is it running?")
+    else:
+        messages.success(
+            request,
+            f"Case {case.case_number}: iTero scan taken. Its STL files appear on the case "
+            "within a few seconds (the worker downloads them); reload this page.",
+        )
+    return redirect("staff-cases")
 
 
 @login_required

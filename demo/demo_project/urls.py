@@ -18,6 +18,11 @@ urlpatterns = [
         views.mark_aligners_bought,
         name="aligners-bought",
     ),
+    path(
+        "staff/cases/<uuid:case_uuid>/itero-scan/",
+        views.take_itero_scan,
+        name="take-itero-scan",
+    ),
     path("provider/cases/", views.provider_cases, name="provider-cases"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

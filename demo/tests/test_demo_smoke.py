@@ -102,13 +102,15 @@ def test_no_missing_migrations(demo_env: dict[str, str]) -> None:
 
 def test_seeded_cases(seeded: dict[str, Any]) -> None:
     cases = seeded["cases"]
-    assert sorted(cases) == ["DEMO-001", "DEMO-002", "DEMO-003", "DEMO-004"]
+    assert sorted(cases) == ["DEMO-001", "DEMO-002", "DEMO-003", "DEMO-004", "DEMO-005"]
     assert cases["DEMO-001"]["eligible"] is True
     assert cases["DEMO-001"]["stl"] == 2
     assert cases["DEMO-002"] == {**cases["DEMO-002"], "eligible": True, "gender": "U"}
     assert cases["DEMO-003"]["eligible"] is False
     assert cases["DEMO-003"]["stl"] == 1
     assert cases["DEMO-004"]["eligible"] is False
+    assert cases["DEMO-005"]["eligible"] is False
+    assert cases["DEMO-005"]["stl"] == 0
     assert all(case["stl_solid"] for case in cases.values())
     assert {case["provider"] for case in cases.values()} == {"provider"}
 

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from demo_project.env import site_port
+from demo_project.env import demo_url
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         if IteroConnection.load().is_paired:
             self.stdout.write("iTero: already paired with the sandbox lab.")
             return
-        site = f"http://127.0.0.1:{site_port()}"
+        site = demo_url()
         redirect_uri = site + reverse("align_integration:itero-oauth-callback")
         state = secrets.token_urlsafe(16)
         login = requests.get(

@@ -85,6 +85,17 @@ DEMO_CASES = (
         stl_files=2,
         story="not eligible: the prescription names another lab",
     ),
+    DemoCase(
+        case_number="DEMO-005",
+        first_name="Scanny",
+        last_name="Waitsalot",
+        mrn="DEMO-MRN-005",
+        gender="M",
+        lab=Prescription.ALIGN,
+        approved=True,
+        stl_files=0,
+        story="waiting for scans: take an iTero scan (sandbox) and its STL files make it eligible",
+    ),
 )
 
 
