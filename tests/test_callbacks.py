@@ -365,3 +365,16 @@ def test_concurrent_different_sales_orders_all_land(make_case: Any, postgres: No
         thread.join()
     assert AlignOrder.objects.filter(case=case).count() == 6
     assert align_sales_order_number(case) == "SO-5"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["\\ud83c", "a\\u0000b"])
+def test_text_that_no_database_can_store_is_refused(
+    client: Client, make_case: Any, value: str
+) -> None:
+    case = make_case()
+    data = f'"caseId": "{case.pk}", "status": "{value}", "changedAt": "2026-11-20T10:00:00Z"'
+    body = '{"type": "case.status_changed", "data": {' + data + "}}"
+    response = send(client, body)
+    assert response.status_code == 400
+    assert CallbackEvent.objects.count() == 0

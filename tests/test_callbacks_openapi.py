@@ -8,6 +8,7 @@ documented, match its schema, and never be a 500.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def known_case(make_case: Any, settings: Any) -> Any:
 @pytest.mark.django_db(transaction=True)
 @schema.parametrize()
 @settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("ALIGN_SCHEMATHESIS_EXAMPLES", "100")),
+    derandomize=os.environ.get("ALIGN_SCHEMATHESIS_RANDOM") != "1",
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

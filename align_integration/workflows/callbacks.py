@@ -57,6 +57,10 @@ def _text(data: dict[str, Any], field: str, *, max_length: int = 64) -> str:
         raise InvalidEvent(f"data.{field} is longer than {max_length} characters.")
     if "\x00" in text:
         raise InvalidEvent(f"data.{field} must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800"
+        raise InvalidEvent(f"data.{field} is not valid Unicode text.") from None
     return text
 
 
@@ -67,7 +71,8 @@ def _when(data: dict[str, Any], field: str) -> dt.datetime:
         raise InvalidEvent(f"data.{field} must be an ISO 8601 date-time.")
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
-    if not 1970 <= parsed.astimezone(dt.UTC).year <= 9998:
+    parsed = parsed.astimezone(dt.UTC)  # databases limit the offsets they store
+    if not 1970 <= parsed.year <= 9998:
         raise InvalidEvent(f"data.{field} is out of range.")
     return parsed
 
