@@ -15,7 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import models
+from django.db import DataError, models
 from django.utils.module_loading import import_string
 
 from align_integration.conf import case_model_label, get_setting
@@ -94,7 +94,7 @@ class CaseAdapter:
                 raise LookupError("not a valid case reference") from None
         try:
             return model._default_manager.get(**lookup)
-        except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+        except (model.DoesNotExist, ValueError, TypeError, ValidationError, DataError):
             raise LookupError("no case with that reference") from None
 
     def url_reference(self, case: Any) -> str:
@@ -120,7 +120,7 @@ class CaseAdapter:
         model = self.case_model
         try:
             return model._default_manager.get(pk=case_id)
-        except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+        except (model.DoesNotExist, ValueError, TypeError, ValidationError, DataError):
             pass
         return self.get_case(case_id)
 

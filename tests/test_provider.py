@@ -252,3 +252,15 @@ def test_final_failure_is_visible_on_the_timeline(plan_case: Any, align_sandbox:
     assert CaseEvent.objects.filter(
         case=plan_case, action="clincheck_revise", outcome="failed", status_code=422
     ).exists()
+
+
+def test_comment_with_a_nul_character_is_a_400(
+    plan_case: Any, provider: Any, align_sandbox: Any, flags: Any
+) -> None:
+    flags("set-align-order-status")
+    response = provider_client(provider).post(
+        action_url(plan_case), {"action": "revise", "comment": "gap\x00here"}
+    )
+    assert response.status_code == 400
+    assert align_sandbox.count("clincheck_revise") == 0
+    assert not RemoteOperation.objects.filter(kind="clincheck_revise").exists()

@@ -42,6 +42,14 @@ def latest_acceptance_screenshot(case: Any) -> CaseAsset | None:
     )
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _plan_marker(case: Any) -> str:
     state = AlignCase.objects.filter(case=case).first()
     if state is None:
@@ -70,6 +78,8 @@ def prepare_operation(
             raise ValueError("A revision request needs a comment.")
         if len(text) > MAX_COMMENT_LENGTH:
             raise ValueError(f"The comment is longer than {MAX_COMMENT_LENGTH} characters.")
+        if "\x00" in text or not _encodable(text):
+            raise ValueError("The comment contains characters that cannot be stored.")
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
         return operation_for(
             case,
