@@ -32,15 +32,15 @@ DEFAULTS: dict[str, Any] = {
         },
         # (connect, read) timeouts in seconds.
         "CONNECT_TIMEOUT": 5.0,
-        "READ_TIMEOUT": 30.0,
+        "READ_TIMEOUT": 15.0,
         # In-request retries for timeouts, connection errors, 429 and 5xx.
-        "RETRIES": 3,
+        "RETRIES": 2,
         "BACKOFF_FACTOR": 0.5,
         "BACKOFF_MAX": 10.0,
         "BACKOFF_JITTER": 0.5,
-        # Longest Retry-After (seconds) honoured inside a request; longer waits go to
-        # the background retry instead.
-        "RETRY_AFTER_MAX": 30,
+        # Longest Retry-After (seconds) waited for inside a request; a longer one ends the
+        # request's retries and the background retry waits the whole time instead.
+        "RETRY_AFTER_MAX": 10,
     },
     # Django cache alias that holds bearer tokens (Redis in production, shared by all
     # processes).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -50,6 +51,35 @@ def test_every_settings_key_is_documented() -> None:
     missing = [path for path in paths if f"`{path}`" not in page]
     assert not missing, f"not in docs/settings.md: {missing}"
     assert f"`{CASE_MODEL_SETTING}`" in page
+
+
+def default_of(path: str) -> Any:
+    value: Any = DEFAULTS
+    for key in path.split("."):
+        value = value[key]
+    return value
+
+
+def test_documented_defaults_match_the_code() -> None:
+    """Scalar defaults written in the settings table are the ones in defaults.py."""
+    page = SETTINGS_PAGE.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([A-Z_]+(?:\.[A-Za-z_]+)*)` \| `([^`]*)` \|", page, re.MULTILINE)
+    checked, wrong = 0, []
+    for path, documented in rows:
+        try:
+            value = default_of(path)
+        except KeyError:
+            continue
+        if isinstance(value, dict | list):
+            continue
+        checked += 1
+        accepted = {repr(value), json.dumps(value), str(value)}
+        if isinstance(value, int) and not isinstance(value, bool):
+            accepted.add(f"{value:_}")
+        if documented not in accepted:
+            wrong.append((path, documented, value))
+    assert checked >= 20, f"only {checked} documented defaults were found to check"
+    assert not wrong, f"docs/settings.md shows other defaults than defaults.py: {wrong}"
 
 
 def get_setting_calls() -> Iterator[tuple[str, int, tuple[str, ...]]]:

@@ -258,3 +258,21 @@ def test_a_host_adapter_with_its_own_case_reference_and_loose_types(
     response = post_signed(client, "/align/callbacks/", body, signed_headers(body))
     assert response.status_code == 200, response.content
     assert AlignCase.objects.get(case=case).status == "in_review"
+
+
+def test_a_long_retry_after_goes_to_the_background_at_once(
+    align_sandbox: Any, make_case: Any
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    case = make_case()
+    align_sandbox.inject_fault("create_patient", status=503, retry_after=120, times=None)
+    started = timezone.now()
+    status_code, _ = Align().initiate_align_order(None, case)
+    assert status_code == 503
+    assert align_sandbox.count("create_patient") == 1, "no in-request retry for a long wait"
+    operation = RemoteOperation.objects.get(case=case, kind="create_patient")
+    assert operation.state == RemoteOperation.RETRY_SCHEDULED
+    assert operation.next_attempt_at >= started + dt.timedelta(seconds=119)

@@ -71,3 +71,26 @@ def test_background_delay_grows_and_respects_retry_after_and_cap() -> None:
     assert background_delay(1, base=30, cap=3600, retry_after=500) >= 500
     assert background_delay(30, base=30, cap=100) <= 100
     assert background_delay(1, base=30, cap=100, retry_after=10_000) <= 100
+
+
+def test_a_retry_after_longer_than_the_cap_ends_in_request_retries() -> None:
+    from urllib3.exceptions import MaxRetryError
+
+    retry = build_retry(total=3, retry_after_max=10)
+    long = HTTPResponse(status=503, headers={"Retry-After": "120"})
+    short = HTTPResponse(status=503, headers={"Retry-After": "2"})
+    with pytest.raises(MaxRetryError):
+        retry.increment(method="POST", url="/patients", response=long)
+    assert retry.increment(method="POST", url="/patients", response=short).total == 2
+
+
+def test_retry_after_as_an_http_date() -> None:
+    import datetime as dt
+    from email.utils import format_datetime
+
+    from align_integration.client.retry import requested_wait
+
+    later = dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=90)
+    assert 80 <= requested_wait(format_datetime(later, usegmt=True)) <= 91
+    assert requested_wait("soon") is None
+    assert requested_wait("7") == 7

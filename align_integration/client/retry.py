@@ -8,9 +8,12 @@ carry an ``Idempotency-Key`` made before the first attempt, so a retry cannot ac
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import random
 from typing import Any
 
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
@@ -21,6 +24,40 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRY_STATUSES
 
 
+class AlignRetry(Retry):
+    """urllib3's ``Retry``, except that a ``Retry-After`` longer than ``retry_after_max``
+    ends the in-request retries at once (the answer is returned) instead of being cut
+    short: the caller then schedules a background retry that honours the whole wait."""
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        response = kwargs.get("response")
+        header = response.headers.get("Retry-After") if response is not None else None
+        wait = requested_wait(header) if header else None
+        if wait is not None and wait > self.retry_after_max:
+            url = kwargs.get("url") or (args[1] if len(args) > 1 else "")
+            raise MaxRetryError(
+                kwargs.get("_pool"),
+                url,
+                ResponseError(f"Retry-After {wait:.0f} s exceeds {self.retry_after_max} s"),
+            )
+        return super().increment(*args, **kwargs)
+
+
+def requested_wait(header: str) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (delta-seconds or an HTTP date)."""
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(tz=dt.UTC)).total_seconds())
+
+
 def build_retry(
     *,
     total: int = 3,
@@ -29,7 +66,7 @@ def build_retry(
     backoff_jitter: float = 0.5,
     retry_after_max: int = 30,
 ) -> Retry:
-    return Retry(
+    return AlignRetry(
         total=total,
         connect=total,
         read=total,
