@@ -28,8 +28,14 @@ lint: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest
 
+# The Django 6.x environment needs Python 3.12; without it a developer run says so and goes
+# on, while CI (CI=true) fails.
 tox: $(BIN)/.installed
-	$(BIN)/tox run -e $(TOX_ENVS)
+	@if [ "$$CI" != "true" ] && ! python3.12 --version >/dev/null 2>&1; then \
+		echo "make: python3.12 not found: skipping tox -e $(TOX_ENVS) (CI runs it)"; \
+	else \
+		$(BIN)/tox run --skip-missing-interpreters false -e $(TOX_ENVS); \
+	fi
 
 docs: $(BIN)/.installed
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
