@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -85,9 +86,14 @@ def test_provider_approves_and_the_plan_panel_is_stored_as_jpeg(
     assert "Approved" in page.content()
     assert errors == []
 
-    asset = CaseAsset.objects.get(case=case, kind=CaseAsset.CCACCEPTSCREEN)
-    with asset.file.open("rb") as stored:
-        content = stored.read()
+    try:
+        asset = CaseAsset.objects.get(case=case, kind=CaseAsset.CCACCEPTSCREEN)
+        with asset.file.open("rb") as stored:
+            content = stored.read()
+    finally:
+        # Playwright's sync API switches greenlets and Django keeps a connection per
+        # context: close the one these queries opened, or it outlives the test database.
+        connections.close_all()
     image = Image.open(io.BytesIO(content))
     assert image.format == "JPEG"
     image.load()
