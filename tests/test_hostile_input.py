@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_weird_case_references(staff: Client, provider: Any, ref: str) -> None:
     ]:
         try:
             url = reverse(f"align_integration:{name}", kwargs={"case_ref": ref})
-        except Exception:  # noqa: BLE001 - a reference no URL can carry
+        except NoReverseMatch:  # a reference no URL can carry (a "/" in it)
             continue
         response = getattr(client, method)(url)
         assert response.status_code == 404, (name, ref, response.status_code)
