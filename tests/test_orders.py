@@ -276,3 +276,18 @@ def test_a_long_retry_after_goes_to_the_background_at_once(
     operation = RemoteOperation.objects.get(case=case, kind="create_patient")
     assert operation.state == RemoteOperation.RETRY_SCHEDULED
     assert operation.next_attempt_at >= started + dt.timedelta(seconds=119)
+
+
+def test_a_service_whose_find_call_answers_404_still_resumes(
+    align_sandbox: Any, make_case: Any, settings: Any
+) -> None:
+    config = dict(settings.ALIGN_INTEGRATION)
+    config["SERVICE"] = {**config["SERVICE"], "RETRIES": 0}
+    settings.ALIGN_INTEGRATION = config
+    case = make_case()
+    align_sandbox.inject_fault("create_patient", drop="after", times=1)
+    align_sandbox.inject_fault("find_patients", status=404, times=None)
+    assert not Align().initiate_align_order(None, case).ok
+    assert Align().initiate_align_order(None, case).ok
+    # The idempotency key made the second POST return the first answer.
+    assert len(align_sandbox.patients) == 1

@@ -28,6 +28,7 @@ from align_integration.adapters import (
     normalize_gender,
 )
 from align_integration.cases import can_send_to_align
+from align_integration.client.errors import AlignNotFound, AlignRequestRejected
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
@@ -137,7 +138,8 @@ class OrderSender:
         }
 
         def reconcile() -> dict[str, Any] | None:
-            found = [r for r in self.client.find_patients(self.case_id) if r.get("patientId")]
+            results = _found(lambda: self.client.find_patients(self.case_id))
+            found = [r for r in results if r.get("patientId")]
             return {"patientId": str(found[0]["patientId"])} if found else None
 
         answer = run_operation(
@@ -177,7 +179,7 @@ class OrderSender:
         }
 
         def reconcile() -> dict[str, Any] | None:
-            for found in self.client.find_orders(self.case_id):
+            for found in _found(lambda: self.client.find_orders(self.case_id)):
                 if found.get("orderId") and found.get("orderType", order_type) == order_type:
                     return {"orderId": str(found["orderId"])}
             return None
@@ -232,6 +234,18 @@ class OrderSender:
         now = timezone.now()
         AlignCase.objects.filter(pk=state.pk).update(assets_uploaded_at=now)
         state.assets_uploaded_at = now
+
+
+def _found(find: Any) -> list[dict[str, Any]]:
+    """A find call's results; a service that answers 404 or refuses the call found nothing.
+
+    The POST that follows carries the operation's idempotency key, so a service that
+    cannot be asked still does not act twice if it honours the key.
+    """
+    try:
+        return list(find())
+    except (AlignNotFound, AlignRequestRejected):
+        return []
 
 
 def _protocol_error(operation: RemoteOperation, message: str) -> OperationFailed:
