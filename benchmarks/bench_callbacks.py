@@ -60,12 +60,16 @@ def prepare_database(cases: int) -> list[int]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from align_integration.models import AlignCase
     from tests.testapp.models import Case, Patient
 
     ids = []
     for index in range(cases):
         patient = Patient.objects.create(first_name="B", last_name=f"P{index}")
-        ids.append(Case.objects.create(patient=patient).pk)
+        case = Case.objects.create(patient=patient)
+        # Align calls back only about cases that were sent: they have their AlignCase row.
+        AlignCase.objects.create(case=case, align_case_id=str(case.pk), patient_id=f"P-{index}")
+        ids.append(case.pk)
     connection.close()
     return ids
 
