@@ -52,6 +52,11 @@ DEFAULTS: dict[str, Any] = {
     # Standard Webhooks secrets ("whsec_...") accepted on the callbacks endpoint;
     # several at once allow key rotation.
     "CALLBACK_SECRETS": [],
+    # "inline": a callback is applied before it is answered (the host sees the sales order
+    # at once).  "deferred": it is validated and stored, answered, and applied by a task
+    # (when a task backend other than the immediate one is configured) or by align_worker
+    # on its next pass: faster ingestion, later effects.
+    "CALLBACK_PROCESSING": "inline",
     # Largest accepted callback body, in bytes (larger answers 413 before parsing).
     "CALLBACK_MAX_BYTES": 256 * 1024,
     # The chief concern sent with every primary order (the old tool hard-coded it).

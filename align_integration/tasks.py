@@ -64,8 +64,38 @@ if _task is not None:
         from align_integration.workflows.background import run_operation_job
 
         return run_operation_job(operation_id)
+
+    @_task()
+    def process_callback(event_pk: int) -> bool:
+        """Apply one stored callback (deferred processing); a no-op once it is processed."""
+        from align_integration.workflows.callbacks import process_event
+
+        return process_event(event_pk)
 else:  # pragma: no cover
     retry_operation = None
+    process_callback = None
+
+
+def enqueue_callback(event_pk: int) -> Any:
+    """Enqueue ``process_callback`` on a real task backend; ``None`` when not enqueued.
+
+    With the immediate backend (the default) nothing is enqueued: the event would be
+    applied inside the request, which deferred processing exists to avoid.
+    ``align_worker`` applies the stored events on its next pass either way.
+    """
+    if process_callback is None:
+        return None
+    try:
+        backend = task_backend()
+    except Exception:  # noqa: BLE001 - no backend: align_worker applies it
+        return None
+    if type(backend).__name__ == "ImmediateBackend":
+        return None
+    try:
+        return process_callback.using(backend=backend_alias()).enqueue(event_pk)
+    except Exception as error:  # noqa: BLE001 - align_worker still finds it
+        logger.warning("callback=%s enqueue=failed error=%s", event_pk, type(error).__name__)
+        return None
 
 
 def enqueue_operation_retry(operation_id: int, run_after: dt.datetime | None) -> Any:

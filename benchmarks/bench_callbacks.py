@@ -140,17 +140,19 @@ def count_rows(event_type: str | None) -> int:
     return queryset.count()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--cases", type=int, default=200)
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> dict[str, object]:
+    """One gunicorn server with ``CALLBACK_PROCESSING=processing``: bare view, then the app."""
+    import requests
 
-    case_ids = prepare_database(args.cases)
+    from align_integration.models import AlignOrder, CallbackEvent
+
     port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchsite.settings", "BENCH_SECRET": SECRET}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "benchsite.settings",
+        "BENCH_SECRET": SECRET,
+        "BENCH_CALLBACK_PROCESSING": processing,
+    }
     server = subprocess.Popen(
         [
             sys.executable,
@@ -168,60 +170,98 @@ def main() -> None:
         env=env,
     )
     try:
-        import requests
-
         for _ in range(100):
             try:
                 requests.get(f"http://127.0.0.1:{port}/bare/", timeout=1)
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        from align_integration.models import AlignOrder, CallbackEvent
-
+        AlignOrder.objects.all().delete()
         CallbackEvent.objects.all().delete()
         bare_events, _ = make_events(case_ids, args.events)
         app_events, unique = make_events(case_ids, args.events)
-        # warm-up: a few requests on each path
-        post_all(f"http://127.0.0.1:{port}/bare/", make_events(case_ids, 50)[0], 4)
+        post_all(f"http://127.0.0.1:{port}/bare/", make_events(case_ids, 50)[0], 4)  # warm-up
         CallbackEvent.objects.all().delete()
-        bare_time, bare_lat, bare_status = post_all(
-            f"http://127.0.0.1:{port}/bare/", bare_events, args.concurrency
-        )
-        app_time, app_lat, app_status = post_all(
-            f"http://127.0.0.1:{port}/align/callbacks/", app_events, args.concurrency
-        )
+        bare = post_all(f"http://127.0.0.1:{port}/bare/", bare_events, args.concurrency)
+        app = post_all(f"http://127.0.0.1:{port}/align/callbacks/", app_events, args.concurrency)
         stored = CallbackEvent.objects.exclude(event_type="bare").count()
-        orders = AlignOrder.objects.count()
     finally:
         server.terminate()
         server.wait(timeout=10)
+    applied_after = None
+    if processing == "deferred":
+        from django.test import override_settings
 
-    def pct(values: list[float], q: float) -> str:
-        return f"{statistics.quantiles(values, n=100)[int(q) - 1] * 1000:.1f} ms"
+        from align_integration.workflows.background import reprocess_due_callbacks
 
-    sent = len(app_events)
-    bare_rate, app_rate = sent / bare_time, sent / app_time
-    ratio = app_rate / bare_rate
+        with override_settings(
+            ALIGN_INTEGRATION={**_settings(), "CALLBACK_PROCESSING": "deferred"}
+        ):
+            started = time.perf_counter()
+            while reprocess_due_callbacks(limit=500) != (0, 0):
+                pass
+            applied_after = time.perf_counter() - started
+    return {
+        "sent": len(app_events),
+        "unique": unique,
+        "bare": bare,
+        "app": app,
+        "stored": stored,
+        "orders": AlignOrder.objects.count(),
+        "worker_seconds": applied_after,
+    }
+
+
+def _settings() -> dict[str, object]:
+    from django.conf import settings
+
+    return dict(settings.ALIGN_INTEGRATION)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--processing", choices=["inline", "deferred", "both"], default="both")
+    args = parser.parse_args()
+
+    case_ids = prepare_database(args.cases)
+    modes = ["inline", "deferred"] if args.processing == "both" else [args.processing]
+
+    def pct(values: list[float], q: int) -> str:
+        return f"{statistics.quantiles(values, n=100)[q - 1] * 1000:.1f} ms"
+
     print(
-        f"{sent} events per side ({unique} unique, {sent - unique} duplicates), "
+        f"{args.events + args.events // 10} events per side ({args.events // 10} duplicates), "
         f"{args.concurrency} concurrent senders, gunicorn -w {args.workers}, PostgreSQL"
     )
-    print(f"{'':24}{'events/s':>10}{'p50':>11}{'p99':>11}  statuses")
-    print(
-        f"{'bare insert-only view':24}{bare_rate:>10.0f}{pct(bare_lat, 50):>11}"
-        f"{pct(bare_lat, 99):>11}  {sorted(set(bare_status))}"
-    )
-    print(
-        f"{'align callbacks':24}{app_rate:>10.0f}{pct(app_lat, 50):>11}"
-        f"{pct(app_lat, 99):>11}  {sorted(set(app_status))}"
-    )
-    print(
-        f"throughput ratio app/bare: {ratio:.2f} (target >= 0.7: {'PASS' if ratio >= 0.7 else 'FAIL'})"
-    )
-    print(
-        f"callback rows stored: {stored}; unique events sent: {unique} "
-        f"({'EQUAL' if stored == unique else 'MISMATCH'}); sales orders stored: {orders}"
-    )
+    print(f"{'':32}{'events/s':>10}{'p50':>11}{'p99':>11}  statuses")
+    for mode in modes:
+        result = measure(args, case_ids, mode)
+        sent = result["sent"]
+        for label, (seconds, latencies, statuses) in (
+            ("bare insert-only view", result["bare"]),
+            (f"align callbacks ({mode})", result["app"]),
+        ):
+            print(
+                f"{label:32}{sent / seconds:>10.0f}{pct(latencies, 50):>11}"
+                f"{pct(latencies, 99):>11}  {sorted(set(statuses))}"
+            )
+        ratio = result["bare"][0] / result["app"][0]
+        verdict = "PASS" if ratio >= 0.7 else "FAIL"
+        print(
+            f"  {mode}: throughput ratio app/bare {ratio:.2f} (target >= 0.7: {verdict}); "
+            f"rows stored {result['stored']} vs unique events {result['unique']} "
+            f"({'EQUAL' if result['stored'] == result['unique'] else 'MISMATCH'}); "
+            f"sales orders {result['orders']}"
+            + (
+                f", applied by align_worker in {result['worker_seconds']:.1f} s"
+                if result["worker_seconds"] is not None
+                else ""
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -378,3 +378,27 @@ def test_text_that_no_database_can_store_is_refused(
     response = send(client, body)
     assert response.status_code == 400
     assert CallbackEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_deferred_processing_stores_answers_and_applies_later(
+    client: Client, make_case: Any, settings: Any
+) -> None:
+    from align_integration.workflows.background import reprocess_due_callbacks
+
+    settings.ALIGN_INTEGRATION = {**settings.ALIGN_INTEGRATION, "CALLBACK_PROCESSING": "deferred"}
+    case = make_case()
+    body = sales_order(case, "SO-D", "2026-11-20T12:00:00Z")
+    first = send(client, body, webhook_id="msg_deferred")
+    again = send(client, body, webhook_id="msg_deferred")
+    assert first.status_code == again.status_code == 200
+    assert first.json()["queued"] is True
+    assert again.json()["duplicate"] is True
+    assert CallbackEvent.objects.get().state == CallbackEvent.RECEIVED
+    assert not AlignOrder.objects.exists()
+    assert send(client, "{nope").status_code == 400  # still validated before storing
+
+    assert reprocess_due_callbacks() == (1, 0)
+    assert align_sales_order_number(case) == "SO-D"
+    assert CallbackEvent.objects.get().state == CallbackEvent.PROCESSED
+    assert reprocess_due_callbacks() == (0, 0)

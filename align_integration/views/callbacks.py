@@ -27,6 +27,7 @@ from align_integration.workflows.callbacks import (
     ingest,
     parse_event,
     process_event,
+    store_for_later,
 )
 
 logger = logging.getLogger("align_integration.callbacks")
@@ -98,6 +99,11 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
             return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
         return _reject(404 if "caseId names" in str(error) else 400, str(error))
     kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
+    if get_setting("CALLBACK_PROCESSING") == "deferred":
+        stored = store_for_later(webhook_id, parsed, body.decode(), kept)
+        if stored is None:
+            return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
+        return JsonResponse({"ok": True, "event": stored.pk, "queued": True}, status=200)
     try:
         event = ingest(webhook_id, parsed, case, body.decode(), kept)
     except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
@@ -115,8 +121,9 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
 
 
 def _duplicate(event: CallbackEvent) -> JsonResponse:
-    """A redelivery: act only if the first delivery did not finish."""
-    if event.state != CallbackEvent.PROCESSED:
+    """A redelivery: act (inline processing only) if the first delivery did not finish."""
+    inline = get_setting("CALLBACK_PROCESSING") != "deferred"
+    if inline and event.state != CallbackEvent.PROCESSED:
         try:
             process_event(event.pk)
         except Exception as error:

@@ -196,11 +196,15 @@ def enqueue_operation(operation: RemoteOperation) -> None:
 def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
     """Callbacks never processed (still ``received`` after a minute) and failed ones whose
     backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit."""
+    from align_integration.conf import get_setting
+
     now = timezone.now()
+    # Deferred processing leaves events "received" on purpose: they are due at once.
+    wait = 0 if get_setting("CALLBACK_PROCESSING") == "deferred" else CALLBACK_STUCK_SECONDS
     stuck = list(
         CallbackEvent.objects.filter(
             state=CallbackEvent.RECEIVED,
-            received_at__lt=now - dt.timedelta(seconds=CALLBACK_STUCK_SECONDS),
+            received_at__lte=now - dt.timedelta(seconds=wait),
         ).order_by("received_at", "pk")[:limit]
     )
     failed = CallbackEvent.objects.filter(

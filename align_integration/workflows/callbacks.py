@@ -177,6 +177,36 @@ def ingest(
     return event
 
 
+def store_for_later(
+    webhook_id: str, parsed: ParsedEvent, body: str, headers: dict[str, str]
+) -> CallbackEvent | None:
+    """Deferred processing: store the validated event (``received``) and enqueue it.
+
+    Returns ``None`` for a duplicate ``webhook_id``.  ``align_worker`` (or the task)
+    applies it with :func:`process_event`.
+    """
+    fields = {
+        "webhook_id": webhook_id,
+        "event_type": parsed.event_type,
+        "case_reference": parsed.case_id,
+        "body": body,
+        "headers": headers,
+    }
+    try:
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate leaves the caller's
+                event = CallbackEvent.objects.create(**fields)  # transaction usable
+        else:  # one autocommitted INSERT: the cheapest way to store
+            event = CallbackEvent.objects.create(**fields)
+    except IntegrityError:
+        return None
+    from align_integration.tasks import enqueue_callback
+
+    transaction.on_commit(lambda: enqueue_callback(event.pk))
+    logger.info("callback=%s type=%s outcome=stored", event.pk, parsed.event_type)
+    return event
+
+
 def process_event(event_pk: int) -> bool:
     """Apply a stored event once.  True if it was applied now, False if already done.
 

@@ -16,6 +16,7 @@ def bare_insert(request: HttpRequest) -> HttpResponse:
             CallbackEvent(
                 webhook_id=request.headers.get("webhook-id", ""),
                 event_type="bare",
+                state=CallbackEvent.PROCESSED,  # nothing for align_worker to pick up
                 body=request.body.decode(),
             )
         ],
