@@ -11,6 +11,7 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E007 | a ``CALLBACK_SECRETS`` entry is not a ``whsec_`` base64 secret |
 | align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
+| align_integration.E010 | ``CALLBACK_PROCESSING`` is neither ``"inline"`` nor ``"deferred"`` |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 """
@@ -122,6 +123,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 problems.append(
                     Error(f"{SETTINGS_NAME}['ITERO']['{key}'] is not set.", id=_id("E008"))
                 )
+
+    if config["CALLBACK_PROCESSING"] not in ("inline", "deferred"):
+        problems.append(
+            Error(
+                f"{SETTINGS_NAME}['CALLBACK_PROCESSING'] must be 'inline' or 'deferred'.",
+                id=_id("E010"),
+            )
+        )
 
     if not apps.is_installed("waffle"):
         problems.append(

@@ -91,3 +91,10 @@ def test_checks_run_through_manage_py_check(settings: Any) -> None:
     configure(settings, SERVICE={"CLIENT_SECRET": ""})
     with pytest.raises(SystemCheckError, match=r"align_integration\.E001"):
         call_command("check")
+
+
+def test_unknown_callback_processing_is_e010(settings: Any) -> None:
+    configure(settings, CALLBACK_PROCESSING="later")
+    assert "align_integration.E010" in ids(settings)
+    configure(settings, CALLBACK_PROCESSING="deferred")
+    assert "align_integration.E010" not in ids(settings)
