@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Runs the retries the app schedules after a failure and fetches iTero scans.
             children.start(
                 "worker",
-                [sys.executable, str(MANAGE), "align_worker", "--loop"],
+                [sys.executable, str(MANAGE), "align_worker", "--loop", "--interval", "2"],
                 env,
                 optional=True,
             )
