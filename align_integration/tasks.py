@@ -79,17 +79,11 @@ else:  # pragma: no cover
 def enqueue_callback(event_pk: int) -> Any:
     """Enqueue ``process_callback`` on a real task backend; ``None`` when not enqueued.
 
-    With the immediate backend (the default) nothing is enqueued: the event would be
-    applied inside the request, which deferred processing exists to avoid.
-    ``align_worker`` applies the stored events on its next pass either way.
+    Only a backend that runs tasks later in workers (one that can defer) is used: the
+    immediate backend (the default) would apply the event inside the request, which
+    deferred processing exists to avoid.  ``align_worker`` applies stored events anyway.
     """
-    if process_callback is None:
-        return None
-    try:
-        backend = task_backend()
-    except Exception:  # noqa: BLE001 - no backend: align_worker applies it
-        return None
-    if type(backend).__name__ == "ImmediateBackend":
+    if process_callback is None or not backend_can_defer():
         return None
     try:
         return process_callback.using(backend=backend_alias()).enqueue(event_pk)

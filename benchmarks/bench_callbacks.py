@@ -131,15 +131,6 @@ def post_all(
     return time.perf_counter() - started, latencies, statuses
 
 
-def count_rows(event_type: str | None) -> int:
-    from align_integration.models import CallbackEvent
-
-    queryset = CallbackEvent.objects.all()
-    if event_type:
-        queryset = queryset.filter(event_type=event_type)
-    return queryset.count()
-
-
 def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> dict[str, object]:
     """One gunicorn server with ``CALLBACK_PROCESSING=processing``: bare view, then the app."""
     import requests

@@ -264,3 +264,20 @@ def test_comment_with_a_nul_character_is_a_400(
     assert response.status_code == 400
     assert align_sandbox.count("clincheck_revise") == 0
     assert not RemoteOperation.objects.filter(kind="clincheck_revise").exists()
+
+
+def test_a_screenshot_whose_row_cannot_be_written_leaves_no_file(
+    plan_case: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from pathlib import Path
+
+    from django.db import DatabaseError
+
+    def broken_save(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(CaseAsset, "save", broken_save)
+    with pytest.raises(DatabaseError):
+        Align().create_acceptance_screenshot(plan_case, jpeg_data_url())
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("ccacceptscreen-*")]
+    assert stored == []

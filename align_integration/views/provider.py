@@ -79,9 +79,6 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
     if action == APPROVE:
         try:
             with transaction.atomic():
-                Align().create_acceptance_screenshot(
-                    case, request.POST.get("acceptance_screenshot", ""), user=request.user
-                )
                 record(
                     case,
                     "provider_approved",
@@ -90,6 +87,10 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
                     user=request.user,
                 )
                 AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
+                # Last, so nothing after it can roll back a row whose file is stored.
+                Align().create_acceptance_screenshot(
+                    case, request.POST.get("acceptance_screenshot", ""), user=request.user
+                )
         except ScreenshotRejected as problem:
             return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
         return _answer(

@@ -8,9 +8,8 @@ attempt; each attempt appends a ``CaseEvent``.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from django.db import IntegrityError, transaction
@@ -49,7 +48,6 @@ class Attempt:
     reconcile: Callable[[], dict[str, Any] | None] | None = None
     patient: PatientData | None = None
     label: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def operation_for(
@@ -77,8 +75,8 @@ def operation_for(
         return RemoteOperation.objects.get(dedupe_key=dedupe_key)
 
 
-def _claim(operation: RemoteOperation) -> str:
-    token = uuid.uuid4().hex
+def _claim(operation: RemoteOperation) -> bool:
+    """Take ``operation`` for this run; False when it succeeded meanwhile (nothing to do)."""
     now = timezone.now()
     claimed = (
         RemoteOperation.objects.filter(pk=operation.pk)
@@ -92,10 +90,10 @@ def _claim(operation: RemoteOperation) -> str:
     if not claimed:
         operation.refresh_from_db()
         if operation.state == RemoteOperation.SUCCEEDED:
-            return ""
+            return False
         raise OperationBusy(operation.kind)
     operation.refresh_from_db()
-    return token
+    return True
 
 
 def run_operation(

@@ -18,6 +18,7 @@ import warnings
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from align_integration.conf import get_setting
@@ -90,12 +91,17 @@ def create_acceptance_screenshot(case: Any, data_url: str, user: Any = None) -> 
     )
     asset.file.save("acceptance.jpg", ContentFile(content), save=False)
     asset.external_key = asset.file.name
-    asset.save()
-    record(
-        case,
-        "acceptance_screenshot",
-        CaseEvent.SUCCEEDED,
-        f"Acceptance screenshot stored (asset {asset.pk}, {len(content)} bytes).",
-        user=user,
-    )
+    try:
+        with transaction.atomic():
+            asset.save()
+            record(
+                case,
+                "acceptance_screenshot",
+                CaseEvent.SUCCEEDED,
+                f"Acceptance screenshot stored (asset {asset.pk}, {len(content)} bytes).",
+                user=user,
+            )
+    except Exception:
+        asset.file.delete(save=False)  # no row, so no file left behind either
+        raise
     return asset
