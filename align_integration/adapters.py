@@ -8,17 +8,20 @@ override the methods that differ and name the subclass in
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, ValidationError
 from django.db import DataError, models
 from django.utils.module_loading import import_string
 
 from align_integration.conf import case_model_label, get_setting
+from align_integration.models import AlignCase, CaseAsset
 
 GENDERS = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
 
@@ -62,6 +65,28 @@ class PatientData:
     __str__ = __repr__
 
 
+@dataclass(frozen=True)
+class AssetRef:
+    """One file as Align's service knows it: the ids that asset calls send.
+
+    ``name`` is a label for people (never sent); ``vault_id`` and ``external_key`` are what
+    the old tool's vault gave each file and what ClinCheck accept sends for a screenshot.
+    """
+
+    name: str
+    vault_id: str
+    external_key: str
+
+
+def asset_ref(asset: CaseAsset) -> AssetRef:
+    """The :class:`AssetRef` of one of the app's own ``CaseAsset`` rows."""
+    return AssetRef(
+        name=os.path.basename(asset.file.name or "") or f"asset-{asset.pk}",
+        vault_id=asset.vault_id or "",
+        external_key=asset.external_key or "",
+    )
+
+
 class CaseAdapter:
     """Maps the host's case model to what the app needs.  Subclass and override.
 
@@ -83,6 +108,7 @@ class CaseAdapter:
         """The case for ``case_ref`` (as found in URLs and CSV files), or ``LookupError``."""
         model = self.case_model
         ref = str(case_ref).strip()
+        lookup: dict[str, Any]
         try:
             model._meta.get_field("uuid")
         except FieldDoesNotExist:
@@ -94,13 +120,8 @@ class CaseAdapter:
                 raise LookupError("not a valid case reference") from None
         try:
             return model._default_manager.get(**lookup)
-        except (model.DoesNotExist, ValueError, TypeError, ValidationError, DataError):
+        except (ObjectDoesNotExist, ValueError, TypeError, ValidationError, DataError):
             raise LookupError("no case with that reference") from None
-
-    def url_reference(self, case: Any) -> str:
-        """The reference used in this app's URLs for ``case`` (what ``get_case`` accepts)."""
-        uuid_value = getattr(case, "uuid", None)
-        return str(uuid_value) if uuid_value else str(case.pk)
 
     def case_reference(self, case: Any) -> str:
         """The ``caseId`` sent to Align and received back in callbacks."""
@@ -112,15 +133,13 @@ class CaseAdapter:
         The default finds the case the app sent under that ``caseId``, else tries the
         primary key, else :meth:`get_case`; override when ``case_reference`` is neither.
         """
-        from align_integration.models import AlignCase
-
         state = AlignCase.objects.filter(align_case_id=case_id).select_related("case").first()
         if state is not None:
             return state.case
         model = self.case_model
         try:
             return model._default_manager.get(pk=case_id)
-        except (model.DoesNotExist, ValueError, TypeError, ValidationError, DataError):
+        except (ObjectDoesNotExist, ValueError, TypeError, ValidationError, DataError):
             pass
         return self.get_case(case_id)
 
@@ -150,10 +169,19 @@ class CaseAdapter:
         assessment = getattr(case, "photo_assessment", None)
         return str(getattr(assessment, "treatment_option", "") or "")
 
-    def stl_file_count(self, case: Any) -> int:
-        from align_integration.models import CaseAsset
+    def stl_files(self, case: Any) -> Sequence[AssetRef]:
+        """The case's current scan files: the one source for eligibility, the upload step
+        (its label and its dedupe key), ``align_upload_assets`` and the worker.
 
-        return CaseAsset.objects.current().filter(case=case, kind=CaseAsset.STL).count()
+        The default reads the app's ``CaseAsset`` rows of kind STL that are not removed.
+        Override when the host keeps its scan files in its own model.
+        """
+        rows = CaseAsset.objects.current().filter(case=case, kind=CaseAsset.STL).order_by("pk")
+        return [asset_ref(asset) for asset in rows]
+
+    def stl_file_count(self, case: Any) -> int:
+        """How many current STL files the case has: ``len(stl_files(case))``."""
+        return len(self.stl_files(case))
 
     # -- provider portal -----------------------------------------------------------
     def provider_can_act(self, user: Any, case: Any) -> bool:

@@ -15,7 +15,9 @@ class AlignIntegrationConfig(AppConfig):
         from align_integration import (
             checks,  # noqa: F401  (registers the checks)
             receivers,  # noqa: F401
+            tasks,
         )
         from align_integration.compat import warn_legacy_settings
 
+        tasks.connect()
         warn_legacy_settings()

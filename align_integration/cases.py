@@ -11,6 +11,7 @@ from typing import Any
 
 from align_integration.adapters import get_adapter
 from align_integration.conf import get_setting
+from align_integration.models import AlignOrder
 
 
 @dataclass
@@ -46,8 +47,6 @@ def can_send_to_align(case: Any) -> Eligibility:
 
 
 def _latest_order(case: Any, order_type: str) -> Any:
-    from align_integration.models import AlignOrder
-
     return (
         AlignOrder.objects.filter(case=case, order_type=order_type)
         .order_by("-created_at", "-pk")

@@ -11,7 +11,8 @@ from typing import Any
 
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import CaseAsset
-from align_integration.workflows import clincheck, orders, screenshots
+from align_integration.workflows import clincheck, orders
+from align_integration.workflows.clincheck import screenshots
 from align_integration.workflows.results import AlignResult
 
 
@@ -38,7 +39,7 @@ class Align:
     def create_acceptance_screenshot(self, case: Any, data_url: str, user: Any = None) -> CaseAsset:
         """Store an html2canvas JPEG data URL as the case's acceptance screenshot.
 
-        Raises ``align_integration.workflows.screenshots.ScreenshotRejected`` (a
+        Raises ``align_integration.workflows.clincheck.screenshots.ScreenshotRejected`` (a
         ``ValueError``) with the reason when the data URL is not an acceptable JPEG.
         """
         return screenshots.create_acceptance_screenshot(case, data_url, user=user)

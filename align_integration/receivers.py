@@ -11,10 +11,9 @@ from typing import Any
 from django.dispatch import receiver
 
 from align_integration.signals import aligners_purchased
+from align_integration.workflows.clincheck.review import accept_when_aligners_purchased
 
 
 @receiver(aligners_purchased, dispatch_uid="align_integration.aligners_purchased")
 def send_clincheck_accept(sender: Any, case: Any, user: Any = None, **kwargs: Any) -> None:
-    from align_integration.workflows.clincheck import accept_when_aligners_purchased
-
     accept_when_aligners_purchased(case, user=user, request=kwargs.get("request"))

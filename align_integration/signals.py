@@ -7,6 +7,11 @@
 - ``case_status_changed``: ``case``, ``align_case``, ``status``, ``previous_status``.
 - ``scan_received``: ``case``, ``scan`` (an iTero scan record), once per stored scan.
 
+Internal signals, sent on commit, that the app's task integration receives (hosts may
+receive them too): ``operation_retry_scheduled`` (``operation=``, a ``RemoteOperation``
+whose ``next_attempt_at`` is set) and ``callback_stored`` (``event=``, a ``CallbackEvent``
+stored for deferred processing).
+
 Hosts may send ``aligners_purchased`` (``case=``, ``user=``) when a customer buys aligners;
 the app then sends the ClinCheck accept (behind the ``set-align-order-status`` flag).
 """
@@ -19,3 +24,5 @@ treatment_plan_received = Signal()
 case_status_changed = Signal()
 scan_received = Signal()
 aligners_purchased = Signal()
+operation_retry_scheduled = Signal()
+callback_stored = Signal()

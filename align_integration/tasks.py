@@ -5,6 +5,9 @@ task changes nothing: every job is idempotent and takes ids.  A retry is enqueue
 commit) only on a backend that can defer it to ``run_after``; without one, ``align_worker``
 finds the operation by its ``next_attempt_at``.
 
+The workflows announce work by signals sent on commit (``operation_retry_scheduled``,
+``callback_stored``); :func:`connect` (called from ``AppConfig.ready``) receives them here.
+
 Any backend works: the immediate one (the default; retries then wait for ``align_worker``),
 ``django_tasks_db.DatabaseBackend`` with its ``db_worker`` command, or
 ``align_integration.integrations.celery.CeleryBackend`` on a Celery worker.
@@ -16,34 +19,27 @@ import datetime as dt
 import logging
 from typing import Any
 
-logger = logging.getLogger("align_integration.worker")
+from align_integration import signals
+from align_integration.conf import get_setting
+from align_integration.models import CallbackEvent, RemoteOperation
+from align_integration.worker import run_operation_job
+from align_integration.workflows.callbacks.events import process_event
 
 try:  # Django 6.x
-    from django.tasks import task as _task
-    from django.tasks import task_backends
-except ImportError:  # pragma: no cover - Django 5.2 with the backport, or none
-    try:
-        from django_tasks import signals as _signals  # noqa: F401 - resets on TASKS changes
-        from django_tasks import task as _task
-        from django_tasks import task_backends
-    except ImportError:
-        _task = None
-        task_backends = None
+    from django.tasks import task, task_backends
+except ImportError:  # Django 5.2: the django-tasks backport (a dependency)
+    from django_tasks import signals as _signals  # noqa: F401
+    from django_tasks import task, task_backends  # type: ignore[assignment,no-redef]
 
-#: True when Django's tasks framework (built in or the backport) is importable.
-TASKS_AVAILABLE = _task is not None
+logger = logging.getLogger("align_integration.worker")
 
 
 def backend_alias() -> str:
-    from align_integration.conf import get_setting
-
     return str(get_setting("TASK_BACKEND"))
 
 
 def task_backend() -> Any:
-    """The configured backend instance; raises if the framework or the alias is missing."""
-    if task_backends is None:
-        raise LookupError("Django's tasks framework is not installed (pip install django-tasks).")
+    """The configured backend instance; raises if the alias is not in ``TASKS``."""
     return task_backends[backend_alias()]
 
 
@@ -56,24 +52,16 @@ def backend_can_defer() -> bool:
     return bool(getattr(backend, "supports_defer", False))
 
 
-if _task is not None:
+@task()
+def retry_operation(operation_id: int) -> bool:
+    """Run one due retry of a ``RemoteOperation`` (a no-op when it is not due or done)."""
+    return run_operation_job(operation_id)
 
-    @_task()
-    def retry_operation(operation_id: int) -> bool:
-        """Run one due retry of a ``RemoteOperation`` (a no-op when it is not due or done)."""
-        from align_integration.workflows.background import run_operation_job
 
-        return run_operation_job(operation_id)
-
-    @_task()
-    def process_callback(event_pk: int) -> bool:
-        """Apply one stored callback (deferred processing); a no-op once it is processed."""
-        from align_integration.workflows.callbacks import process_event
-
-        return process_event(event_pk)
-else:  # pragma: no cover
-    retry_operation = None
-    process_callback = None
+@task()
+def process_callback(event_pk: int) -> bool:
+    """Apply one stored callback (deferred processing); a no-op once it is processed."""
+    return process_event(event_pk)
 
 
 def enqueue_callback(event_pk: int) -> Any:
@@ -83,7 +71,7 @@ def enqueue_callback(event_pk: int) -> Any:
     immediate backend (the default) would apply the event inside the request, which
     deferred processing exists to avoid.  ``align_worker`` applies stored events anyway.
     """
-    if process_callback is None or not backend_can_defer():
+    if not backend_can_defer():
         return None
     try:
         return process_callback.using(backend=backend_alias()).enqueue(event_pk)
@@ -95,10 +83,10 @@ def enqueue_callback(event_pk: int) -> Any:
 def enqueue_operation_retry(operation_id: int, run_after: dt.datetime | None) -> Any:
     """Enqueue ``retry_operation`` to run at ``run_after``; ``None`` when it was not enqueued.
 
-    Call it after commit (``workflows.background.enqueue_operation`` does).  A failure to
-    enqueue is logged and otherwise ignored: ``align_worker`` still finds the operation.
+    A failure to enqueue is logged and otherwise ignored: ``align_worker`` still finds the
+    operation.
     """
-    if retry_operation is None or not backend_can_defer():
+    if not backend_can_defer():
         return None
     try:
         return retry_operation.using(backend=backend_alias(), run_after=run_after).enqueue(
@@ -107,3 +95,21 @@ def enqueue_operation_retry(operation_id: int, run_after: dt.datetime | None) ->
     except Exception as error:  # noqa: BLE001 - the worker will still find it
         logger.warning("operation=%s enqueue=failed error=%s", operation_id, type(error).__name__)
         return None
+
+
+def _on_retry_scheduled(sender: Any, operation: RemoteOperation, **kwargs: Any) -> None:
+    enqueue_operation_retry(operation.pk, operation.next_attempt_at)
+
+
+def _on_callback_stored(sender: Any, event: CallbackEvent, **kwargs: Any) -> None:
+    enqueue_callback(event.pk)
+
+
+def connect() -> None:
+    """Receive the workflows' signals (idempotent: receivers have a ``dispatch_uid``)."""
+    signals.operation_retry_scheduled.connect(
+        _on_retry_scheduled, dispatch_uid="align_integration.tasks.retry"
+    )
+    signals.callback_stored.connect(
+        _on_callback_stored, dispatch_uid="align_integration.tasks.callback"
+    )

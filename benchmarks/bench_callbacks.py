@@ -183,7 +183,7 @@ def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> d
     if processing == "deferred":
         from django.test import override_settings
 
-        from align_integration.workflows.background import reprocess_due_callbacks
+        from align_integration.worker import reprocess_due_callbacks
 
         with override_settings(
             ALIGN_INTEGRATION={**_settings(), "CALLBACK_PROCESSING": "deferred"}

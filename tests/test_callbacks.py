@@ -14,7 +14,7 @@ from django.urls import reverse
 from align_integration import signals
 from align_integration.cases import align_patient_id, align_sales_order_number
 from align_integration.models import AlignCase, AlignOrder, CallbackEvent
-from align_integration.workflows.callbacks import reprocess
+from align_integration.workflows.callbacks.events import reprocess
 from tests.webhook_cases import SignedEndpointCases, load_fixture, post_signed, signed_headers
 
 URL = "/align/callbacks/"
@@ -384,7 +384,7 @@ def test_text_that_no_database_can_store_is_refused(
 def test_deferred_processing_stores_answers_and_applies_later(
     client: Client, make_case: Any, settings: Any
 ) -> None:
-    from align_integration.workflows.background import reprocess_due_callbacks
+    from align_integration.worker import reprocess_due_callbacks
 
     settings.ALIGN_INTEGRATION = {**settings.ALIGN_INTEGRATION, "CALLBACK_PROCESSING": "deferred"}
     case = make_case()

@@ -19,8 +19,8 @@ from django.db import connection
 
 from align_integration.cases import align_patient_id, align_sales_order_number
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
-from align_integration.workflows.clincheck import latest_acceptance_screenshot
-from align_integration.workflows.legacy_import import parse_moment
+from align_integration.workflows.clincheck.review import latest_acceptance_screenshot
+from align_integration.workflows.legacy.importer import parse_moment
 
 UTC = dt.UTC
 T1 = dt.datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)

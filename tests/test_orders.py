@@ -148,7 +148,7 @@ def test_transient_503_is_retried_inside_the_request(align_sandbox: Any, make_ca
 
 
 def test_persistent_503_schedules_a_background_retry(align_sandbox: Any, make_case: Any) -> None:
-    from align_integration.workflows.background import run_due_operations
+    from align_integration.worker import run_due_operations
 
     case = make_case()
     align_sandbox.inject_fault("create_patient", status=503, times=None)

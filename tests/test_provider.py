@@ -12,7 +12,7 @@ from django.urls import reverse
 from align_integration import Align
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
 from align_integration.signals import aligners_purchased
-from align_integration.workflows.screenshots import ScreenshotRejected
+from align_integration.workflows.clincheck.screenshots import ScreenshotRejected
 from tests.images import data_url, image_bytes, jpeg_data_url
 
 pytestmark = pytest.mark.django_db
@@ -223,7 +223,7 @@ def test_accept_without_screenshot_is_a_400(plan_case: Any, align_sandbox: Any) 
 def test_transient_accept_failure_is_retried_in_the_background_once(
     plan_case: Any, align_sandbox: Any, settings: Any
 ) -> None:
-    from align_integration.workflows.background import run_due_operations
+    from align_integration.worker import run_due_operations
 
     settings.ALIGN_INTEGRATION = {
         **settings.ALIGN_INTEGRATION,

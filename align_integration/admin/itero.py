@@ -23,6 +23,9 @@ from align_integration.adapters import get_adapter
 from align_integration.admin.operations import ReadOnlyAdmin, log_action
 from align_integration.client.errors import AlignError
 from align_integration.models import IteroConnection, IteroNotification, IteroScan
+from align_integration.workflows.itero.downloads import retry_download_now
+from align_integration.workflows.itero.linking import ScanBusy, link_scan_to_case
+from align_integration.workflows.itero.returns import return_scan_to_doctor
 
 TEMPLATES = "align_integration/itero/"
 
@@ -121,8 +124,6 @@ class IteroScanAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry download now", permissions=["change"])
     def retry_download_now(self, request: HttpRequest, queryset: QuerySet[IteroScan]) -> None:
-        from align_integration.workflows.itero.downloads import retry_download_now
-
         picked = list(queryset.filter(state__in=[IteroScan.PENDING, IteroScan.FAILED]))
         done = sum(1 for scan in picked if retry_download_now(scan))
         log_action(request, picked, "Download retried from the admin.")
@@ -159,8 +160,6 @@ class IteroScanAdmin(ReadOnlyAdmin):
     def link_to_case(
         self, request: HttpRequest, queryset: QuerySet[IteroScan]
     ) -> TemplateResponse | None:
-        from align_integration.workflows.itero.linking import ScanBusy, link_scan_to_case
-
         form = LinkScanForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             try:
@@ -197,8 +196,6 @@ class IteroScanAdmin(ReadOnlyAdmin):
     def return_to_doctor(
         self, request: HttpRequest, queryset: QuerySet[IteroScan]
     ) -> TemplateResponse | None:
-        from align_integration.workflows.itero.returns import return_scan_to_doctor
-
         form = ReturnScanForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             returned, failed = [], 0

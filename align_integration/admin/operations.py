@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -28,6 +27,8 @@ from align_integration.models import (
     CaseEvent,
     RemoteOperation,
 )
+from align_integration.worker import retry_operations
+from align_integration.workflows.callbacks.events import reprocess
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,24 +48,13 @@ def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
     """One admin log entry per object acted on."""
     if not objects:
         return
-    if hasattr(LogEntry.objects, "log_actions"):  # Django 5.1+; log_action is gone in 6.0
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=objects,
-            action_flag=CHANGE,
-            change_message=message,
-            single_object=len(objects) == 1,
-        )
-        return
-    for obj in objects:  # pragma: no cover - Django < 5.1
-        LogEntry.objects.log_action(
-            user_id=request.user.pk,
-            content_type_id=ContentType.objects.get_for_model(obj).pk,
-            object_id=str(obj.pk),
-            object_repr=str(obj)[:200],
-            action_flag=CHANGE,
-            change_message=message,
-        )
+    LogEntry.objects.log_actions(  # type: ignore[call-overload]
+        user_id=request.user.pk,
+        queryset=objects,
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=len(objects) == 1,
+    )
 
 
 def timeline_url(case_pk: Any) -> str:
@@ -204,8 +194,6 @@ class RemoteOperationAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[RemoteOperation]) -> None:
-        from align_integration.workflows.background import retry_operations
-
         picked = list(queryset.exclude(state=RemoteOperation.SUCCEEDED))
         done, _failed = retry_operations(picked, user=request.user)
         log_action(request, picked, "Retried from the admin.")
@@ -238,8 +226,6 @@ class CallbackEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Reprocess", permissions=["change"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[CallbackEvent]) -> None:
-        from align_integration.workflows.callbacks import reprocess
-
         picked = list(queryset.exclude(state=CallbackEvent.PROCESSED))
         processed, failed = reprocess(picked)
         log_action(

@@ -37,8 +37,12 @@ try:  # Django 6.x
     from django.tasks.base import Task, TaskResult, TaskResultStatus
     from django.tasks.signals import task_enqueued
 except ImportError:  # Django 5.2 with the backport
-    from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import Task, TaskResult, TaskResultStatus
+    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[assignment]
+    from django_tasks.base import (  # type: ignore[assignment]
+        Task,
+        TaskResult,
+        TaskResultStatus,
+    )
     from django_tasks.signals import task_enqueued
 
 RUN_TASK = "align_integration.run_django_task"
@@ -62,7 +66,7 @@ def run_django_task(task_path: str, args: list[Any], kwargs: dict[str, Any]) -> 
 @shared_task(name=RETRY_OPERATION, ignore_result=True, acks_late=True)
 def retry_operation(operation_id: int) -> bool:
     """One due retry of a remote operation (the same job as ``align_integration.tasks``)."""
-    from align_integration.workflows.background import run_operation_job
+    from align_integration.worker import run_operation_job
 
     return run_operation_job(operation_id)
 
@@ -70,7 +74,7 @@ def retry_operation(operation_id: int) -> bool:
 @shared_task(name=WORKER_PASS, ignore_result=True)
 def worker_pass(limit: int = 100) -> dict[str, int]:
     """One ``align_worker`` pass: due retries, stored callbacks, iTero work."""
-    from align_integration.workflows.background import run_worker_pass
+    from align_integration.worker import run_worker_pass
 
     return dataclasses.asdict(run_worker_pass(limit))
 

@@ -2,7 +2,7 @@
 
 Options, input reading, progress on a terminal, per-row output by verbosity, the report,
 the summary line and the exit code live here; what happens to one case lives in
-``workflows.batch_actions``, and running many rows in ``workflows.batch``.
+``workflows.batch.actions``, and running many rows in ``workflows.batch``.
 
 Exit codes: 0 when no row failed, 1 when any row failed, 2 when the input cannot be used,
 130 when interrupted (Ctrl-C; in-flight rows finish and the report is written first).
@@ -16,20 +16,20 @@ from typing import Any, ClassVar, TextIO
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from align_integration.workflows.batch import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_RATE,
-    BatchReport,
-    BatchRunner,
-    RowResult,
-)
-from align_integration.workflows.batch_actions import FAILED, NOT_RUN, CaseAction
-from align_integration.workflows.batch_io import (
+from align_integration.workflows.batch.actions import FAILED, NOT_RUN, CaseAction
+from align_integration.workflows.batch.rows import (
     BatchInputError,
     InputRow,
     command_line_rows,
     read_csv_rows,
     write_report,
+)
+from align_integration.workflows.batch.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RATE,
+    BatchReport,
+    BatchRunner,
+    RowResult,
 )
 
 EXIT_FAILED_ROWS = 1
@@ -168,7 +168,7 @@ class BatchCommand(BaseCommand):
         user = self.acting_user(options["user"])
         action = self.action_class()
         # The raw stream: the progress line is redrawn in place, never styled.
-        progress = Progress(getattr(self.stderr, "_out", self.stderr), len(rows), action.name)
+        progress = Progress(self.stderr._out, len(rows), action.name)  # type: ignore[arg-type]
 
         def on_result(result: RowResult) -> None:
             if progress.enabled and self.verbosity >= 2:

@@ -6,15 +6,13 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from align_integration.conf import get_setting
 from align_integration.models._case import case_foreign_key
 
 
 def asset_upload_to(instance: CaseAsset, filename: str) -> str:
-    from django.utils import timezone
-
-    from align_integration.conf import get_setting
-
     prefix = timezone.now().strftime(get_setting("ASSET_UPLOAD_TO"))
     # The stored name never carries the original file name (it may hold patient data).
     suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
@@ -24,9 +22,6 @@ def asset_upload_to(instance: CaseAsset, filename: str) -> str:
 class AssetQuerySet(models.QuerySet["CaseAsset"]):
     def current(self) -> AssetQuerySet:
         return self.filter(date_removed__isnull=True)
-
-    def of_kind(self, kind: str) -> AssetQuerySet:
-        return self.filter(kind=kind)
 
 
 class CaseAsset(models.Model):

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
 
 from align_integration.models._case import case_model_reference
+
+
+class AlignCaseManager(models.Manager["AlignCase"]):
+    def for_case(self, case: Any) -> AlignCase:
+        """The row of ``case``, created on first use (safe when two requests race)."""
+        try:
+            return self.get(case=case)
+        except self.model.DoesNotExist:
+            pass
+        try:
+            with transaction.atomic():
+                return self.create(case=case)
+        except IntegrityError:
+            return self.get(case=case)
 
 
 class AlignCase(models.Model):
@@ -38,6 +54,8 @@ class AlignCase(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AlignCaseManager()
 
     class Meta:
         verbose_name = "Align case state"

@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent
-from align_integration.workflows.callbacks import (
+from align_integration.workflows.callbacks.events import (
     InvalidEvent,
     ProcessingFailed,
     find_case,

@@ -22,8 +22,8 @@ from align_integration.facade import Align
 from align_integration.models import AlignCase, CaseEvent
 from align_integration.views.common import case_or_404, result_json, wants_json
 from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE
+from align_integration.workflows.clincheck.screenshots import ScreenshotRejected
 from align_integration.workflows.results import AlignResult
-from align_integration.workflows.screenshots import ScreenshotRejected
 from align_integration.workflows.timeline import record
 
 

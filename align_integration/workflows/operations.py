@@ -12,15 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from align_integration.adapters import PatientData
+from align_integration import signals
+from align_integration.adapters import CaseAdapter, PatientData
 from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
 CLAIM_SECONDS = 120
@@ -208,7 +211,43 @@ def _fail(
         user=user,
     )
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
-        from align_integration.workflows.background import enqueue_operation
-
-        enqueue_operation(operation)
+        announce_retry(operation)
     raise OperationFailed(operation, error.http_status, errors)
+
+
+def announce_retry(operation: RemoteOperation) -> None:
+    """Send ``operation_retry_scheduled`` once the transaction commits.
+
+    The task integration (``align_integration.tasks``) enqueues the retry for its
+    ``next_attempt_at``; without it, ``align_worker`` finds the row by that time anyway.
+    """
+    transaction.on_commit(
+        lambda: signals.operation_retry_scheduled.send(sender=RemoteOperation, operation=operation)
+    )
+
+
+PATIENT_MISSING = "The case's patient record is missing or incomplete."
+
+
+def patient_or_refusal(
+    case: Any, adapter: CaseAdapter, kind: str, user: Any = None
+) -> PatientData | AlignResult:
+    """The case's patient, or a recorded 400 result when the host has no usable record."""
+    try:
+        return adapter.patient(case)
+    except (AttributeError, ObjectDoesNotExist):
+        record(case, kind, CaseEvent.FAILED, PATIENT_MISSING, status_code=400, user=user)
+        return AlignResult(400, [PATIENT_MISSING])
+
+
+def result_of(send: Callable[[], Any], *, busy: str) -> AlignResult:
+    """Run ``send`` (one or more operations) and turn its outcome into a flow result:
+    success, 409 with ``busy`` when another run holds an operation, or the failure's
+    status and errors."""
+    try:
+        send()
+    except OperationBusy:
+        return AlignResult(409, [busy])
+    except OperationFailed as failure:
+        return AlignResult(failure.status_code, failure.errors)
+    return AlignResult.success()

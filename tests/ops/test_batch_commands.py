@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
-from align_integration.workflows import batch
+from align_integration.workflows.batch import runner as batch
 from tests.ops.conftest import accepted_once, add_screenshot, read_report, write_csv
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +191,7 @@ def test_upload_assets_once_per_asset_set(
 def test_upload_retry_is_resumed_by_the_worker(sent_case: Any, align_sandbox: Any) -> None:
     from django.core.files.base import ContentFile
 
-    from align_integration.workflows.background import run_due_operations
+    from align_integration.worker import run_due_operations
 
     case = sent_case(screenshot=False)
     asset = CaseAsset(case=case, kind=CaseAsset.STL, content_type="model/stl")

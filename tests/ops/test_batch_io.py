@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from align_integration.workflows.batch_io import (
+from align_integration.workflows.batch.rows import (
     BatchInputError,
     neutralise,
     read_csv_rows,

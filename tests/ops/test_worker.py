@@ -17,8 +17,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from align_integration import Align
+from align_integration import worker as background
 from align_integration.models import CallbackEvent, RemoteOperation
-from align_integration.workflows import background
 
 pytestmark = pytest.mark.django_db
 
@@ -226,7 +226,7 @@ def test_an_upload_for_files_since_replaced_is_parked(sent_case: Any, align_sand
     from django.core.files.base import ContentFile
 
     from align_integration.models import CaseAsset
-    from align_integration.workflows.batch_actions import upload_case_assets
+    from align_integration.workflows.batch.actions import upload_case_assets
 
     case = sent_case(screenshot=False)
     rescan = CaseAsset(case=case, kind=CaseAsset.STL, content_type="model/stl")

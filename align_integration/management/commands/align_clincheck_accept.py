@@ -10,7 +10,7 @@ acceptance screenshot, once: a re-run skips the cases already accepted.
 from __future__ import annotations
 
 from align_integration.management.batch_command import BatchCommand
-from align_integration.workflows.batch_actions import ClinCheckAccept
+from align_integration.workflows.batch.actions import ClinCheckAccept
 
 
 class Command(BatchCommand):

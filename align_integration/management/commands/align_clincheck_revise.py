@@ -11,7 +11,7 @@ A re-run skips requests already sent for the same treatment plan and comment.
 from __future__ import annotations
 
 from align_integration.management.batch_command import BatchCommand
-from align_integration.workflows.batch_actions import ClinCheckRevise
+from align_integration.workflows.batch.actions import ClinCheckRevise
 
 
 class Command(BatchCommand):

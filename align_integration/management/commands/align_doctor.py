@@ -21,7 +21,12 @@ from django.core.cache import caches
 from django.core.checks import ERROR, run_checks
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from align_integration import tasks
+from align_integration.client.service import AlignServiceClient
+from align_integration.client.token import forget_tokens
 from align_integration.conf import get_setting
+from align_integration.models import CallbackEvent, IteroConnection, RemoteOperation
+from align_integration.worker import due_operations
 
 
 class CheckFailed(Exception):
@@ -43,7 +48,7 @@ def check_settings() -> str:
     errors = [m for m in messages if m.level >= ERROR]
     if errors:
         raise CheckFailed("; ".join(f"{m.id} {m.msg}" for m in errors))
-    warnings = [m.id for m in messages]
+    warnings = [str(m.id) for m in messages]
     return "system checks pass" + (f" (warnings: {', '.join(warnings)})" if warnings else "")
 
 
@@ -67,8 +72,6 @@ def check_cache() -> str:
 
 def check_token(client: Any, refresh: bool) -> str:
     if refresh:
-        from align_integration.client.token import forget_tokens
-
         forget_tokens(get_setting("TOKEN_CACHE"))
     cached = client.tokens._cached() is not None
     try:
@@ -96,10 +99,6 @@ def check_service(client: Any, token_ok: bool) -> str:
 
 
 def check_tasks() -> str:
-    from align_integration import tasks
-
-    if not tasks.TASKS_AVAILABLE:
-        return "tasks framework not installed: retries run by align_worker only"
     try:
         backend = tasks.task_backend()
     except Exception as error:
@@ -111,9 +110,6 @@ def check_tasks() -> str:
 
 
 def check_backlog() -> str:
-    from align_integration.models import CallbackEvent, RemoteOperation
-    from align_integration.workflows.background import due_operations
-
     try:
         due = len(due_operations(limit=1000))
         failed = RemoteOperation.objects.filter(state=RemoteOperation.FAILED).count()
@@ -131,10 +127,6 @@ def check_backlog() -> str:
 def check_itero() -> str:
     if not get_setting("ITERO", "CLIENT_ID"):
         return "iTero connector not configured"
-    try:
-        from align_integration.models import IteroConnection
-    except (ImportError, AttributeError):
-        return "iTero connector not installed"
     connection = IteroConnection.objects.filter(pk=1).first()
     if connection is None or connection.state in (
         IteroConnection.UNPAIRED,
@@ -160,8 +152,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from align_integration.client.service import AlignServiceClient
-
         client = AlignServiceClient()
         results: dict[str, bool] = {}
 

@@ -3,7 +3,7 @@
 Reads the legacy tables (``cases_align_orders``, ``cases_case_asset``; names from
 ``ALIGN_INTEGRATION["LEGACY_IMPORT"]``, overridable here) or CSV exports of them, and imports
 sales orders and acceptance screenshots through
-:mod:`align_integration.workflows.legacy_import`.  Safe to run again: nothing is imported
+:mod:`align_integration.workflows.legacy.importer`.  Safe to run again: nothing is imported
 twice.  Prints a summary of imported, skipped and invalid rows with reasons and never a
 patient's data.  Exits non-zero when the sources cannot be read, or with ``--strict`` when a
 row was invalid.
@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from align_integration.workflows.legacy_import import LegacyImporter, SectionReport
-from align_integration.workflows.legacy_sources import (
+from align_integration.workflows.legacy.importer import LegacyImporter, SectionReport
+from align_integration.workflows.legacy.sources import (
     ASSETS,
     FIELDS,
     ORDERS,

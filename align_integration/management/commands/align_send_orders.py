@@ -11,7 +11,7 @@ criteria they miss; cases already sent are skipped.
 from __future__ import annotations
 
 from align_integration.management.batch_command import BatchCommand
-from align_integration.workflows.batch_actions import SendOrder
+from align_integration.workflows.batch.actions import SendOrder
 
 
 class Command(BatchCommand):

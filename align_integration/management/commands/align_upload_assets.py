@@ -10,7 +10,7 @@ skips cases whose current files were uploaded already.
 from __future__ import annotations
 
 from align_integration.management.batch_command import BatchCommand
-from align_integration.workflows.batch_actions import UploadAssets
+from align_integration.workflows.batch.actions import UploadAssets
 
 
 class Command(BatchCommand):

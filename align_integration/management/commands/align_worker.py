@@ -26,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 
 from align_integration.models import RemoteOperation
-from align_integration.workflows.background import WorkerPass, retry_operations, run_worker_pass
+from align_integration.worker import WorkerPass, retry_operations, run_worker_pass
 
 
 class Command(BaseCommand):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from align_integration.client.errors import AlignError
+from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.workflows.itero.connection import IteroNeedsRepairing, IteroNotPaired
 from align_integration.workflows.itero.downloads import (
@@ -58,8 +59,6 @@ def run_due_itero_work() -> int:
 
     Never raises for iTero trouble: each step logs and leaves its work for the next pass.
     """
-    from align_integration.conf import get_setting
-
     if not get_setting("ITERO", "CLIENT_ID"):
         return 0  # the connector is not configured
     handled = 0

@@ -14,6 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from align_integration.models import CaseEvent, IteroScan
+from align_integration.workflows.itero.downloads import download_scan
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.itero")
@@ -67,8 +68,6 @@ def link_scan_to_case(
         raise ScanBusy(f"iTero scan {scan.pk} is downloading")
     attach_case(scan, case, user=user)
     if download:
-        from align_integration.workflows.itero.downloads import download_scan
-
         download_scan(scan)
         scan.refresh_from_db()
     return scan

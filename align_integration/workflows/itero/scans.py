@@ -18,6 +18,7 @@ from django.utils import timezone
 from align_integration.adapters import get_adapter
 from align_integration.models import CaseEvent, IteroConnection, IteroScan
 from align_integration.models.itero import order_summary
+from align_integration.workflows.itero.linking import attach_case
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.itero")
@@ -86,8 +87,6 @@ def register_order(
     existing = _known_revision(rx_id, order, revision)
     if existing is not None:
         if existing.state == IteroScan.WAITING_FOR_CASE and existing.case_id is None:
-            from align_integration.workflows.itero.linking import attach_case
-
             case = match_case(order)
             if case is not None:
                 attach_case(existing, case)

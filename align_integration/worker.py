@@ -1,4 +1,8 @@
-"""Background work: due retries of remote operations, stored callbacks, the iTero connector.
+"""The worker: due retries of remote operations, stored callbacks, the iTero connector.
+
+An entry point like the views and commands: it sits above ``workflows/`` and dispatches
+each due operation to its flow through :data:`RESUME`, a table from operation kind to the
+function that resumes it.
 
 The database is the source of truth: a failed operation that may succeed later has state
 ``retry_scheduled`` and a ``next_attempt_at``; ``align_worker`` (and, where a task backend
@@ -16,22 +20,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
+from align_integration.workflows.callbacks.events import reprocess
+from align_integration.workflows.clincheck.review import perform_clincheck
+from align_integration.workflows.itero import run_due_itero_work
+from align_integration.workflows.orders.flow import initiate_align_order
+from align_integration.workflows.orders.uploads import is_current, perform_upload
 
 logger = logging.getLogger("align_integration.worker")
 
-ORDER_KINDS = (
-    RemoteOperation.CREATE_PATIENT,
-    RemoteOperation.CREATE_ORDER,
-    RemoteOperation.UPLOAD_ASSETS,
-)
 #: How long a worker's hold on a due operation lasts before another worker may take it.
 TAKE_SECONDS = 300
 #: An ``in_progress`` operation whose claim ran out this long ago was abandoned (a crash).
@@ -46,28 +51,42 @@ CALLBACK_BACKOFF_SECONDS = 30
 
 
 # -- running one operation -------------------------------------------------------------------
-def run_operation_now(operation: RemoteOperation, *, user: Any = None) -> bool:
-    """Attempt ``operation`` (resuming the whole order flow for order steps); True if done."""
-    if operation.kind not in ORDER_KINDS:
-        from align_integration.workflows.clincheck import perform_clincheck
+def _resume_order(operation: RemoteOperation, user: Any) -> bool:
+    """An order step: resume the whole order flow, which starts at the failed step."""
+    return initiate_align_order(user, operation.case).ok
 
-        return perform_clincheck(operation, user=user).ok
+
+def _resume_upload(operation: RemoteOperation, user: Any) -> bool:
     state = AlignCase.objects.filter(case_id=operation.case_id).first()
     order_sent = bool(state and state.order_sent)
-    if operation.kind == RemoteOperation.UPLOAD_ASSETS:
-        from align_integration.workflows.batch_actions import perform_upload, upload_dedupe_key
+    if not is_current(operation):
+        # The case's files changed since: this upload will never be the right one.
+        _park(operation, "Superseded: the case's files changed; upload the current ones.")
+        if order_sent:
+            return False
+        return _resume_order(operation, user)
+    if order_sent:  # a re-upload for a case already sent (align_upload_assets): this step only
+        return perform_upload(operation, user=user).ok
+    return _resume_order(operation, user)
 
-        if upload_dedupe_key(operation.case)[0] != operation.dedupe_key:
-            # The case's files changed since: this upload will never be the right one.
-            _park(operation, "Superseded: the case's files changed; upload the current ones.")
-            if order_sent:
-                return False
-        elif order_sent:
-            # A re-upload for a case already sent (align_upload_assets): only this step.
-            return perform_upload(operation, user=user).ok
-    from align_integration.workflows.orders import initiate_align_order
 
-    return initiate_align_order(user, operation.case).ok
+def _resume_clincheck(operation: RemoteOperation, user: Any) -> bool:
+    return perform_clincheck(operation, user=user).ok
+
+
+#: How each kind of operation is resumed; True when it is done.
+RESUME: dict[str, Callable[[RemoteOperation, Any], bool]] = {
+    RemoteOperation.CREATE_PATIENT: _resume_order,
+    RemoteOperation.CREATE_ORDER: _resume_order,
+    RemoteOperation.UPLOAD_ASSETS: _resume_upload,
+    RemoteOperation.CLINCHECK_ACCEPT: _resume_clincheck,
+    RemoteOperation.CLINCHECK_REVISE: _resume_clincheck,
+}
+
+
+def run_operation_now(operation: RemoteOperation, *, user: Any = None) -> bool:
+    """Attempt ``operation`` through its flow; True if it is done."""
+    return RESUME[operation.kind](operation, user)
 
 
 def _park(operation: RemoteOperation, reason: str) -> None:
@@ -180,24 +199,10 @@ def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
     return succeeded, failed
 
 
-def enqueue_operation(operation: RemoteOperation) -> None:
-    """Ask the task backend to run the retry when it is due (after commit).
-
-    Without a backend that can defer, nothing is enqueued: ``align_worker`` finds the
-    operation by ``next_attempt_at``.
-    """
-    from align_integration.tasks import enqueue_operation_retry
-
-    operation_id, run_after = operation.pk, operation.next_attempt_at
-    transaction.on_commit(lambda: enqueue_operation_retry(operation_id, run_after))
-
-
 # -- stored callbacks -------------------------------------------------------------------------
 def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
     """Callbacks never processed (still ``received`` after a minute) and failed ones whose
     backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit."""
-    from align_integration.conf import get_setting
-
     now = timezone.now()
     # Deferred processing leaves events "received" on purpose: they are due at once.
     wait = 0 if get_setting("CALLBACK_PROCESSING") == "deferred" else CALLBACK_STUCK_SECONDS
@@ -221,8 +226,6 @@ def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
 
 def reprocess_due_callbacks(limit: int = 100) -> tuple[int, int]:
     """Process the due stored callbacks again; returns ``(processed, failed)``."""
-    from align_integration.workflows.callbacks import reprocess
-
     events = due_callback_events(limit)
     return reprocess(events) if events else (0, 0)
 
@@ -251,14 +254,8 @@ class WorkerPass:
 
 
 def run_itero_work() -> int:
-    """The iTero connector's pass, when the connector exists and is configured."""
-    from align_integration.conf import get_setting
-
+    """The iTero connector's pass, when the connector is configured."""
     if not get_setting("ITERO", "CLIENT_ID"):
-        return 0
-    try:
-        from align_integration.workflows.itero import run_due_itero_work
-    except ImportError:
         return 0
     return int(run_due_itero_work())
 

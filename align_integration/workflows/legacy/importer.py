@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from align_integration.adapters import CaseAdapter, get_adapter
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
-from align_integration.workflows.legacy_sources import (
+from align_integration.workflows.legacy.sources import (
     ASSETS,
     ORDERS,
     TITLES,
@@ -210,7 +210,7 @@ class LegacyImporter:
             problems.append("missing sales order number")
         patient_id = _bounded(row, "patient_id", "patient id", 64, problems)
         created = self._moment(row, "created", "created date", problems, required=True)
-        if problems:
+        if problems or order_type is None or created is None:
             raise InvalidRow("; ".join(problems))
         case = self._case(case_ref)
         key = (ORDERS, case.pk, order_type, number)

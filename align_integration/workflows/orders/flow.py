@@ -10,12 +10,10 @@ two runs for one case from acting at once.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -31,14 +29,16 @@ from align_integration.cases import can_send_to_align
 from align_integration.client.errors import AlignNotFound, AlignRequestRejected
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
-from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.models import AlignCase, CaseEvent, RemoteOperation
 from align_integration.workflows.operations import (
     Attempt,
     OperationBusy,
     OperationFailed,
     operation_for,
+    patient_or_refusal,
     run_operation,
 )
+from align_integration.workflows.orders.uploads import NO_FILES, send_upload, upload_operation
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, user_of
 
@@ -47,15 +47,7 @@ ACTION = "initiate_order"
 
 def align_state(case: Any) -> AlignCase:
     """The ``AlignCase`` row of ``case``, created on first use (safe under races)."""
-    try:
-        return AlignCase.objects.get(case=case)
-    except AlignCase.DoesNotExist:
-        pass
-    try:
-        with transaction.atomic():
-            return AlignCase.objects.create(case=case)
-    except IntegrityError:
-        return AlignCase.objects.get(case=case)
+    return AlignCase.objects.for_case(case)
 
 
 def _claim_case(state: AlignCase) -> str:
@@ -91,18 +83,27 @@ def _patient_problems(patient: PatientData) -> list[str]:
     return [f"The patient's {label} is missing." for label in missing]
 
 
+class NothingToUpload(Exception):
+    """The case's scan files went away between the eligibility check and the upload."""
+
+
 class OrderSender:
     """The three steps for one case.  Use :func:`initiate_align_order`."""
 
     def __init__(
-        self, case: Any, user: Any, client: AlignServiceClient, adapter: CaseAdapter
+        self,
+        case: Any,
+        user: Any,
+        client: AlignServiceClient,
+        adapter: CaseAdapter,
+        patient: PatientData,
     ) -> None:
         self.case = case
         self.user = user
         self.client = client
         self.adapter = adapter
         self.case_id = adapter.case_reference(case)
-        self.patient = adapter.patient(case)
+        self.patient = patient
 
     def create_patient(self, state: AlignCase) -> str:
         if state.patient_id:
@@ -204,36 +205,18 @@ class OrderSender:
     def upload_assets(self, state: AlignCase) -> None:
         if state.assets_uploaded_at:
             return
-        asset_ids = sorted(
-            CaseAsset.objects.current()
-            .filter(case=self.case, kind=CaseAsset.STL)
-            .values_list("pk", flat=True)
-        )
-        fingerprint = hashlib.sha256(",".join(map(str, asset_ids)).encode()).hexdigest()[:16]
-        operation = operation_for(
-            self.case,
-            RemoteOperation.UPLOAD_ASSETS,
-            f"upload_assets:{self.case.pk}:{fingerprint}",
-            payload={"asset_ids": asset_ids},
-            user=self.user,
-        )
-        run_operation(
+        operation = upload_operation(self.case, user=self.user)
+        if operation is None:  # eligibility saw files, but they were removed meanwhile
+            raise NothingToUpload
+        send_upload(
             operation,
-            Attempt(
-                call=lambda key: self.client.upload_assets(
-                    patient_id=state.patient_id,
-                    mrn=self.patient.mrn,
-                    case_id=self.case_id,
-                    idempotency_key=key,
-                ),
-                patient=self.patient,
-                label=f"Upload assets ({len(asset_ids)} STL files)",
-            ),
+            patient_id=state.patient_id,
+            patient=self.patient,
+            adapter=self.adapter,
+            client=self.client,
             user=self.user,
         )
-        now = timezone.now()
-        AlignCase.objects.filter(pk=state.pk).update(assets_uploaded_at=now)
-        state.assets_uploaded_at = now
+        state.refresh_from_db(fields=["assets_uploaded_at"])
 
 
 def _found(find: Any) -> list[dict[str, Any]]:
@@ -279,12 +262,10 @@ def initiate_align_order(
         return AlignResult(409, [message])
     try:
         adapter = get_adapter()
-        try:
-            sender = OrderSender(case, user, client or AlignServiceClient(), adapter)
-        except (AttributeError, ObjectDoesNotExist):
-            message = "The case's patient record is missing or incomplete."
-            record(case, ACTION, CaseEvent.FAILED, message, status_code=400, user=user)
-            return AlignResult(400, [message])
+        patient = patient_or_refusal(case, adapter, ACTION, user)
+        if isinstance(patient, AlignResult):
+            return patient
+        sender = OrderSender(case, user, client or AlignServiceClient(), adapter, patient)
         problems = _patient_problems(sender.patient)
         if problems:
             record(case, ACTION, CaseEvent.FAILED, " ".join(problems), status_code=400, user=user)
@@ -298,6 +279,9 @@ def initiate_align_order(
             sender.create_patient(state)
             sender.create_order(state)
             sender.upload_assets(state)
+        except NothingToUpload:
+            record(case, ACTION, CaseEvent.FAILED, NO_FILES, status_code=400, user=user)
+            return AlignResult(400, [NO_FILES])
         except OperationBusy:
             message = "A step of this case is being retried right now; try again shortly."
             record(case, ACTION, CaseEvent.SKIPPED, message, status_code=409, user=user)

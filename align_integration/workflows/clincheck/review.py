@@ -11,16 +11,15 @@ import hashlib
 from typing import Any
 
 import waffle
-from django.core.exceptions import ObjectDoesNotExist
 
 from align_integration.adapters import get_adapter
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
 from align_integration.workflows.operations import (
     Attempt,
-    OperationBusy,
-    OperationFailed,
     operation_for,
+    patient_or_refusal,
+    result_of,
     run_operation,
 )
 from align_integration.workflows.results import AlignResult
@@ -102,12 +101,9 @@ def perform_clincheck(
     case = operation.case
     adapter = get_adapter()
     client = client or AlignServiceClient()
-    try:
-        patient = adapter.patient(case)
-    except (AttributeError, ObjectDoesNotExist):
-        message = "The case's patient record is missing or incomplete."
-        record(case, operation.kind, CaseEvent.FAILED, message, status_code=400, user=user)
-        return AlignResult(400, [message])
+    patient = patient_or_refusal(case, adapter, operation.kind, user)
+    if isinstance(patient, AlignResult):
+        return patient
     case_id = adapter.case_reference(case)
     if operation.kind == RemoteOperation.CLINCHECK_ACCEPT:
         screenshot = CaseAsset.objects.filter(pk=operation.payload.get("asset_id")).first()
@@ -135,18 +131,15 @@ def perform_clincheck(
             )
 
         label = "ClinCheck revision request"
-    try:
-        run_operation(
+    return result_of(
+        lambda: run_operation(
             operation,
             Attempt(call=call, patient=patient, label=label),
             user=user,
             background=background,
-        )
-    except OperationBusy:
-        return AlignResult(409, ["This ClinCheck action is being sent right now."])
-    except OperationFailed as failure:
-        return AlignResult(failure.status_code, failure.errors)
-    return AlignResult.success()
+        ),
+        busy="This ClinCheck action is being sent right now.",
+    )
 
 
 def set_case_status(

@@ -90,7 +90,7 @@ def create_acceptance_screenshot(case: Any, data_url: str, user: Any = None) -> 
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     asset.file.save("acceptance.jpg", ContentFile(content), save=False)
-    asset.external_key = asset.file.name
+    asset.external_key = asset.file.name or ""
     try:
         with transaction.atomic():
             asset.save()

@@ -23,7 +23,6 @@ from django.utils.dateparse import parse_datetime
 from align_integration import signals
 from align_integration.adapters import get_adapter
 from align_integration.models import AlignCase, AlignOrder, CallbackEvent, CaseEvent
-from align_integration.workflows.orders import align_state
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.callbacks")
@@ -200,9 +199,7 @@ def store_for_later(
             event = CallbackEvent.objects.create(**fields)
     except IntegrityError:
         return None
-    from align_integration.tasks import enqueue_callback
-
-    transaction.on_commit(lambda: enqueue_callback(event.pk))
+    transaction.on_commit(lambda: signals.callback_stored.send(sender=CallbackEvent, event=event))
     logger.info("callback=%s type=%s outcome=stored", event.pk, parsed.event_type)
     return event
 
@@ -270,7 +267,7 @@ def _sales_order(event: ParsedEvent, case: Any) -> None:
 
 
 def _locked_state(case: Any) -> AlignCase:
-    state = align_state(case)
+    state = AlignCase.objects.for_case(case)
     return AlignCase.objects.select_for_update().get(pk=state.pk)
 
 

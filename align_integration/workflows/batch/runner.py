@@ -1,6 +1,6 @@
 """Running a batch action over many cases: the engine behind the ``align_*`` batch commands.
 
-- Rows are checked and sent by a :class:`~align_integration.workflows.batch_actions.CaseAction`;
+- Rows are checked and sent by a :class:`~align_integration.workflows.batch.actions.CaseAction`;
   each row is its own try/except, so one bad row never stops the others.
 - ``concurrency`` worker threads (each with its own HTTP session and database connection,
   closed when the thread ends) share a rate limit of ``rate`` remote actions per second.
@@ -25,7 +25,7 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from align_integration.adapters import get_adapter
 from align_integration.client.service import AlignServiceClient
-from align_integration.workflows.batch_actions import (
+from align_integration.workflows.batch.actions import (
     ALREADY_DONE,
     DUPLICATE,
     FAILED,
@@ -36,7 +36,7 @@ from align_integration.workflows.batch_actions import (
     RowOutcome,
     upload_case_assets,
 )
-from align_integration.workflows.batch_io import InputRow
+from align_integration.workflows.batch.rows import InputRow
 
 logger = logging.getLogger("align_integration.batch")
 
@@ -280,7 +280,7 @@ class BatchRunner:
             return False
         connection = connections[DEFAULT_DB_ALIAS]
         if connection.in_atomic_block or (
-            connection.vendor == "sqlite" and connection.is_in_memory_db()
+            connection.vendor == "sqlite" and connection.is_in_memory_db()  # type: ignore[attr-defined]
         ):
             logger.info("batch=%s concurrency=1 reason=shared_connection", self.action.name)
             return False

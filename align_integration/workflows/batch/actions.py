@@ -10,29 +10,25 @@ A dry run checks inside a transaction that is rolled back: nothing is written, n
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.utils import timezone
 
 from align_integration.adapters import get_adapter
-from align_integration.cases import align_patient_id, can_send_to_align
+from align_integration.cases import can_send_to_align
 from align_integration.client.service import AlignServiceClient
-from align_integration.facade import Align
-from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.models import AlignCase, RemoteOperation
 from align_integration.workflows import clincheck
-from align_integration.workflows.operations import (
-    Attempt,
-    OperationBusy,
-    OperationFailed,
-    operation_for,
-    run_operation,
+from align_integration.workflows.orders.flow import initiate_align_order
+from align_integration.workflows.orders.uploads import (
+    NO_FILES,
+    case_patient_id,
+    upload_case_assets,
+    upload_dedupe_key,
+    upload_operation,
 )
 from align_integration.workflows.results import AlignResult
-from align_integration.workflows.timeline import record
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -140,7 +136,9 @@ class ClinCheckAction(CaseAction):
     ) -> RowOutcome:
         operation = plan.operation
         if operation is None:  # refused before sending: the facade records why
-            result = Align(client).set_case_status(user, case, self.action, comment or None)
+            result = clincheck.set_case_status(
+                user, case, self.action, comment or None, client=client
+            )
         else:
             operation.case = case  # loaded already
             result = clincheck.perform_clincheck(operation, user=user, client=client)
@@ -163,98 +161,6 @@ class ClinCheckRevise(ClinCheckAction):
 
 
 # -- asset upload -------------------------------------------------------------------------------
-def upload_dedupe_key(case: Any) -> tuple[str, list[int]]:
-    """The upload operation's key for the case's current STL files, and their ids.
-
-    The same key as the order flow's upload step (``workflows.orders``), so an upload done
-    there counts as done here.
-    """
-    asset_ids = sorted(
-        CaseAsset.objects.current()
-        .filter(case=case, kind=CaseAsset.STL)
-        .values_list("pk", flat=True)
-    )
-    fingerprint = hashlib.sha256(",".join(map(str, asset_ids)).encode()).hexdigest()[:16]
-    return f"upload_assets:{case.pk}:{fingerprint}", asset_ids
-
-
-def case_patient_id(case: Any) -> str:
-    """Align's patient id for the case: ours from sending it, else the newest sales order's."""
-    state = AlignCase.objects.filter(case=case).first()
-    return (state.patient_id if state else "") or align_patient_id(case) or ""
-
-
-def upload_operation(case: Any, *, user: Any = None) -> RemoteOperation | None:
-    """The upload operation for the case's current STL files (``None`` when it has none)."""
-    key, asset_ids = upload_dedupe_key(case)
-    if not asset_ids:
-        return None
-    return operation_for(
-        case, RemoteOperation.UPLOAD_ASSETS, key, payload={"asset_ids": asset_ids}, user=user
-    )
-
-
-def upload_case_assets(
-    case: Any, user: Any = None, client: AlignServiceClient | None = None
-) -> AlignResult:
-    """Upload the case's current STL files for a case that already has an Align patient.
-
-    Once per asset set: a second call for the same files answers success without sending.
-    """
-    if not case_patient_id(case):
-        message = "The case has no Align patient yet; send the case to Align first."
-        record(case, RemoteOperation.UPLOAD_ASSETS, CaseEvent.FAILED, message, status_code=409)
-        return AlignResult(409, [message])
-    operation = upload_operation(case, user=user)
-    if operation is None:
-        message = "The case has no STL files to upload."
-        record(case, RemoteOperation.UPLOAD_ASSETS, CaseEvent.FAILED, message, status_code=400)
-        return AlignResult(400, [message])
-    if operation.state == RemoteOperation.SUCCEEDED:
-        return AlignResult.success()
-    return perform_upload(operation, user=user, client=client)
-
-
-def perform_upload(
-    operation: RemoteOperation, *, user: Any = None, client: AlignServiceClient | None = None
-) -> AlignResult:
-    """Send (or resume) one upload operation of a case that has an Align patient."""
-    case = operation.case
-    adapter = get_adapter()
-    client = client or AlignServiceClient()
-    patient_id = case_patient_id(case)
-    try:
-        patient = adapter.patient(case)
-    except (AttributeError, ObjectDoesNotExist):
-        message = "The case's patient record is missing or incomplete."
-        record(case, operation.kind, CaseEvent.FAILED, message, status_code=400, user=user)
-        return AlignResult(400, [message])
-    count = len(operation.payload.get("asset_ids") or [])
-    try:
-        run_operation(
-            operation,
-            Attempt(
-                call=lambda key: client.upload_assets(
-                    patient_id=patient_id,
-                    mrn=patient.mrn,
-                    case_id=adapter.case_reference(case),
-                    idempotency_key=key,
-                ),
-                patient=patient,
-                label=f"Upload assets ({count} STL files)",
-            ),
-            user=user,
-        )
-    except OperationBusy:
-        return AlignResult(409, ["This upload is being sent right now."])
-    except OperationFailed as failure:
-        return AlignResult(failure.status_code, failure.errors)
-    AlignCase.objects.filter(case=case, assets_uploaded_at__isnull=True).update(
-        assets_uploaded_at=timezone.now()
-    )
-    return AlignResult.success()
-
-
 class UploadAssets(CaseAction):
     name = "align_upload_assets"
     would_send = "The case's STL files would be uploaded."
@@ -267,9 +173,10 @@ class UploadAssets(CaseAction):
             return Plan()  # upload_case_assets reports (and records) what is missing
         if not case_patient_id(case):
             return Plan(RowOutcome(FAILED, 409, "The case has no Align patient yet."))
-        key, asset_ids = upload_dedupe_key(case)
-        if not asset_ids:
-            return Plan(RowOutcome(FAILED, 400, "The case has no STL files to upload."))
+        files = get_adapter().stl_files(case)
+        if not files:
+            return Plan(RowOutcome(FAILED, 400, NO_FILES))
+        key = upload_dedupe_key(case, files)
         if RemoteOperation.objects.filter(dedupe_key=key, state=RemoteOperation.SUCCEEDED):
             return Plan(RowOutcome(ALREADY_DONE, 200, "These files were uploaded already."))
         return Plan()
@@ -301,7 +208,7 @@ class SendOrder(CaseAction):
     def send(
         self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
     ) -> RowOutcome:
-        result = Align(client).initiate_align_order(user, case)
+        result = initiate_align_order(user, case, client=client)
         return outcome_of(result, "Sent to Align.", None)
 
 

@@ -62,7 +62,8 @@ def column_index(header: list[str], name: str) -> int | None:
     """The column called exactly ``name``, else the first whose name normalises to it."""
     exact = [i for i, cell in enumerate(header) if cell.strip().lower() == name]
     loose = [i for i, cell in enumerate(header) if normalise_header(cell) == name]
-    return (exact or loose or [None])[0]
+    found = exact or loose
+    return found[0] if found else None
 
 
 def _decode(raw: bytes) -> str:

@@ -1,0 +1,1 @@
+"""Callbacks from the Align integration service: parsing, storing and applying events."""
