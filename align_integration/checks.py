@@ -12,6 +12,7 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
 | align_integration.E010 | ``CALLBACK_PROCESSING`` is neither ``"inline"`` nor ``"deferred"`` |
+| align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 seconds (Align's polling guideline) |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 """
@@ -51,6 +52,10 @@ def _id(number: str) -> str:
 
 def is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+#: Align's iTero guideline: Get Orders no more often than every two minutes.
+MIN_POLL_INTERVAL = 120
 
 
 @register(Tags.compatibility)
@@ -123,6 +128,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 problems.append(
                     Error(f"{SETTINGS_NAME}['ITERO']['{key}'] is not set.", id=_id("E008"))
                 )
+
+    poll_interval = itero.get("POLL_INTERVAL")
+    if not isinstance(poll_interval, int | float) or poll_interval < MIN_POLL_INTERVAL:
+        problems.append(
+            Error(
+                f"{SETTINGS_NAME}['ITERO']['POLL_INTERVAL'] must be at least "
+                f"{MIN_POLL_INTERVAL} seconds: Align's guideline forbids polling Get Orders "
+                "more often.",
+                id=_id("E011"),
+            )
+        )
 
     if config["CALLBACK_PROCESSING"] not in ("inline", "deferred"):
         problems.append(

@@ -29,7 +29,7 @@ Python hides deprecation warnings by default).
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.checks import Tags, register
@@ -42,56 +42,6 @@ LEGACY_SETTINGS = {
     ),
 }
 LEGACY_SETTING_CHECK_ID = "align_integration.W101"
-
-
-class Replacement(NamedTuple):
-    """One name of the old tool and what replaces it (``kind``: python, command, setting)."""
-
-    old: str
-    new: str
-    kind: str
-
-
-#: The table above as data; tests check that every replacement exists.
-REPLACEMENTS: tuple[Replacement, ...] = (
-    Replacement("tools.align.Align", "align_integration.Align", "python"),
-    Replacement(
-        "tools.align.Align.initiate_align_order",
-        "align_integration.facade.Align.initiate_align_order",
-        "python",
-    ),
-    Replacement(
-        "tools.align.Align.set_case_status",
-        "align_integration.facade.Align.set_case_status",
-        "python",
-    ),
-    Replacement(
-        "tools.align.Align.create_acceptance_screenshot",
-        "align_integration.facade.Align.create_acceptance_screenshot",
-        "python",
-    ),
-    Replacement(
-        "Case.can_send_to_align",
-        "align_integration.cases.AlignCaseMixin.can_send_to_align",
-        "python",
-    ),
-    Replacement(
-        "Case.align_sales_order_number",
-        "align_integration.cases.AlignCaseMixin.align_sales_order_number",
-        "python",
-    ),
-    Replacement(
-        "Case.align_patient_id", "align_integration.cases.AlignCaseMixin.align_patient_id", "python"
-    ),
-    Replacement("SDC_CACHING_ENABLED", "ALIGN_INTEGRATION['TOKEN_CACHE']", "setting"),
-    Replacement("ClinCheck accept ad-hoc script", "align_clincheck_accept", "command"),
-    Replacement("ClinCheck revision ad-hoc script", "align_clincheck_revise", "command"),
-    Replacement("Align asset upload ad-hoc script", "align_upload_assets", "command"),
-    Replacement("re-sending orders by hand", "align_send_orders", "command"),
-    Replacement("retrying by hand", "align_worker", "command"),
-    Replacement("checking a deployment by hand", "align_doctor", "command"),
-    Replacement("cases_align_orders / cases_case_asset rows", "align_import_legacy", "command"),
-)
 
 
 def legacy_settings_present() -> list[str]:

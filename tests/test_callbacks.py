@@ -18,6 +18,8 @@ from align_integration.workflows.callbacks.events import reprocess
 from tests.webhook_cases import SignedEndpointCases, load_fixture, post_signed, signed_headers
 
 URL = "/align/callbacks/"
+#: Test receivers are connected and disconnected by this uid, never by clearing a signal.
+TEST_RECEIVER = "tests.test_callbacks"
 
 
 def event(event_type: str, **data: Any) -> str:
@@ -82,14 +84,16 @@ def test_redelivery_is_stored_once_and_acted_on_once(
 ) -> None:
     case = make_case()
     seen: list[Any] = []
-    signals.sales_order_received.connect(lambda **kw: seen.append(kw["align_order"]), weak=False)
+    signals.sales_order_received.connect(
+        lambda **kw: seen.append(kw["align_order"]), weak=False, dispatch_uid=TEST_RECEIVER
+    )
     try:
         body = sales_order(case, "SO-9", "2026-11-20T12:00:00Z")
         with django_capture_on_commit_callbacks(execute=True):
             first = send(client, body, webhook_id="msg_same")
             second = send(client, body, webhook_id="msg_same")
     finally:
-        signals.sales_order_received.receivers.clear()
+        signals.sales_order_received.disconnect(dispatch_uid=TEST_RECEIVER)
     assert first.status_code == second.status_code == 200
     assert second.json()["duplicate"] is True
     assert CallbackEvent.objects.count() == 1
@@ -113,7 +117,9 @@ def test_older_status_never_overwrites_newer(
 ) -> None:
     case = make_case()
     changes: list[str] = []
-    signals.case_status_changed.connect(lambda **kw: changes.append(kw["status"]), weak=False)
+    signals.case_status_changed.connect(
+        lambda **kw: changes.append(kw["status"]), weak=False, dispatch_uid=TEST_RECEIVER
+    )
     try:
         with django_capture_on_commit_callbacks(execute=True):
             for status, when in [
@@ -126,7 +132,7 @@ def test_older_status_never_overwrites_newer(
                 )
                 assert send(client, body).status_code == 200
     finally:
-        signals.case_status_changed.receivers.clear()
+        signals.case_status_changed.disconnect(dispatch_uid=TEST_RECEIVER)
     state = AlignCase.objects.get(case=case)
     assert state.status == "accepted"
     assert changes == ["accepted"]
@@ -143,7 +149,9 @@ def test_treatment_plan_puts_the_case_in_the_provider_portal(
     }
     plans: list[tuple[str, int]] = []
     signals.treatment_plan_received.connect(
-        lambda **kw: plans.append((kw["plan_id"], kw["version"])), weak=False
+        lambda **kw: plans.append((kw["plan_id"], kw["version"])),
+        weak=False,
+        dispatch_uid=TEST_RECEIVER,
     )
     try:
         with django_capture_on_commit_callbacks(execute=True):
@@ -164,7 +172,7 @@ def test_treatment_plan_puts_the_case_in_the_provider_portal(
             assert send(client, v2).status_code == 200
             assert send(client, v1).status_code == 200
     finally:
-        signals.treatment_plan_received.receivers.clear()
+        signals.treatment_plan_received.disconnect(dispatch_uid=TEST_RECEIVER)
     state = AlignCase.objects.get(case=case)
     assert (state.treatment_plan_id, state.treatment_plan_version) == ("PL-2", 2)
     assert state.awaiting_provider_review
@@ -318,7 +326,9 @@ def test_concurrent_duplicate_deliveries_store_one_row_and_one_signal(
 ) -> None:
     case = make_case()
     seen: list[Any] = []
-    signals.sales_order_received.connect(lambda **kw: seen.append(1), weak=False)
+    signals.sales_order_received.connect(
+        lambda **kw: seen.append(1), weak=False, dispatch_uid=TEST_RECEIVER
+    )
     body = sales_order(case, "SO-C", "2026-11-20T12:00:00Z")
     headers = signed_headers(body, webhook_id="msg_concurrent")
     statuses: list[int] = []
@@ -338,7 +348,7 @@ def test_concurrent_duplicate_deliveries_store_one_row_and_one_signal(
         for thread in threads:
             thread.join()
     finally:
-        signals.sales_order_received.receivers.clear()
+        signals.sales_order_received.disconnect(dispatch_uid=TEST_RECEIVER)
     assert statuses == [200] * 6
     assert CallbackEvent.objects.count() == 1
     assert AlignOrder.objects.count() == 1

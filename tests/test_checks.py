@@ -98,3 +98,16 @@ def test_unknown_callback_processing_is_e010(settings: Any) -> None:
     assert "align_integration.E010" in ids(settings)
     configure(settings, CALLBACK_PROCESSING="deferred")
     assert "align_integration.E010" not in ids(settings)
+
+
+@pytest.mark.parametrize("interval", [0, 60, 119.5, "120"])
+def test_polling_faster_than_align_allows_is_e011(settings: Any, interval: Any) -> None:
+    configure(settings, ITERO={"POLL_INTERVAL": interval})
+    assert "align_integration.E011" in ids(settings)
+
+
+def test_polling_every_two_minutes_or_slower_passes(settings: Any) -> None:
+    configure(settings, ITERO={"POLL_INTERVAL": 120})
+    assert "align_integration.E011" not in ids(settings)
+    configure(settings, ITERO={"POLL_INTERVAL": 600})
+    assert "align_integration.E011" not in ids(settings)

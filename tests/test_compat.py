@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from django.apps import apps
@@ -13,9 +13,58 @@ from django.core.management import get_commands
 
 from align_integration.compat import (
     LEGACY_SETTING_CHECK_ID,
-    REPLACEMENTS,
     check_legacy_settings,
     warn_legacy_settings,
+)
+
+
+class Replacement(NamedTuple):
+    """One name of the old tool and what replaces it (``kind``: python, command, setting)."""
+
+    old: str
+    new: str
+    kind: str
+
+
+#: The old tool's names and what replaces each (docs/migration.md has the same table).
+REPLACEMENTS: tuple[Replacement, ...] = (
+    Replacement("tools.align.Align", "align_integration.Align", "python"),
+    Replacement(
+        "tools.align.Align.initiate_align_order",
+        "align_integration.facade.Align.initiate_align_order",
+        "python",
+    ),
+    Replacement(
+        "tools.align.Align.set_case_status",
+        "align_integration.facade.Align.set_case_status",
+        "python",
+    ),
+    Replacement(
+        "tools.align.Align.create_acceptance_screenshot",
+        "align_integration.facade.Align.create_acceptance_screenshot",
+        "python",
+    ),
+    Replacement(
+        "Case.can_send_to_align",
+        "align_integration.cases.AlignCaseMixin.can_send_to_align",
+        "python",
+    ),
+    Replacement(
+        "Case.align_sales_order_number",
+        "align_integration.cases.AlignCaseMixin.align_sales_order_number",
+        "python",
+    ),
+    Replacement(
+        "Case.align_patient_id", "align_integration.cases.AlignCaseMixin.align_patient_id", "python"
+    ),
+    Replacement("SDC_CACHING_ENABLED", "ALIGN_INTEGRATION['TOKEN_CACHE']", "setting"),
+    Replacement("ClinCheck accept ad-hoc script", "align_clincheck_accept", "command"),
+    Replacement("ClinCheck revision ad-hoc script", "align_clincheck_revise", "command"),
+    Replacement("Align asset upload ad-hoc script", "align_upload_assets", "command"),
+    Replacement("re-sending orders by hand", "align_send_orders", "command"),
+    Replacement("retrying by hand", "align_worker", "command"),
+    Replacement("checking a deployment by hand", "align_doctor", "command"),
+    Replacement("cases_align_orders / cases_case_asset rows", "align_import_legacy", "command"),
 )
 
 
