@@ -8,6 +8,7 @@ override the methods that differ and name the subclass in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, ValidationError
-from django.db import DataError, models
+from django.core.files.base import ContentFile
+from django.db import DataError, models, transaction
 from django.utils.module_loading import import_string
 
 from align_integration.conf import case_model_label, get_setting
@@ -169,6 +171,15 @@ class CaseAdapter:
         assessment = getattr(case, "photo_assessment", None)
         return str(getattr(assessment, "treatment_option", "") or "")
 
+    def chief_concern(self, case: Any) -> str:
+        """The chief concern sent with the case's primary order.
+
+        The default is the setting ``CHIEF_CONCERN``, which has no default value: a system
+        check (``align_integration.E012``) reports it while it is empty and this method is
+        not overridden.  Override to send a concern of the case's own.
+        """
+        return str(get_setting("CHIEF_CONCERN") or "").strip()
+
     def stl_files(self, case: Any) -> Sequence[AssetRef]:
         """The case's current scan files: the one source for eligibility, the upload step
         (its label and its dedupe key), ``align_upload_assets`` and the worker.
@@ -198,6 +209,49 @@ class CaseAdapter:
 
         The default does nothing beyond the app's own state (``AlignCase``); override to
         change the host's case status.
+        """
+
+    def store_acceptance_screenshot(self, case: Any, jpeg: bytes, user: Any) -> AssetRef:
+        """Keep the provider's validated acceptance screenshot; return where it was kept.
+
+        ``jpeg`` has been checked already (a readable JPEG within the size limits).  The
+        returned ``vault_id`` and ``external_key`` are what ClinCheck accept sends to Align.
+        The default stores the file in Django storage as a ``CaseAsset`` of kind
+        ``CCACCEPTSCREEN`` (a new random ``vault_id``, the storage name as
+        ``external_key``).  Override to keep it in the host's own vault and return the
+        vault's ids; the app then keeps a file-less ``CaseAsset`` row holding those ids, so
+        that "the newest screenshot" of a case is found as for any other.
+        """
+        asset = CaseAsset(
+            case=case,
+            kind=CaseAsset.CCACCEPTSCREEN,
+            vault_id=str(uuid.uuid4()),
+            content_type="image/jpeg",
+            size=len(jpeg),
+            sha256=hashlib.sha256(jpeg).hexdigest(),
+            source="provider",
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        asset.file.save("acceptance.jpg", ContentFile(jpeg), save=False)
+        asset.external_key = asset.file.name or ""
+        try:
+            with transaction.atomic():
+                asset.save()
+        except Exception:
+            asset.file.delete(save=False)  # no row, so no file left behind either
+            raise
+        return asset_ref(asset)
+
+    # -- host notes ------------------------------------------------------------------
+    def add_case_note(self, case: Any, text: str, user: Any) -> None:
+        """Receives the timeline's text for each outcome the old tool wrote a case note for.
+
+        Sent: each step of sending a case (patient, primary order, upload; done, failed
+        with its status, retry scheduled, found at Align), the unknown-gender default, the
+        provider's approval, and each ClinCheck accept and revision outcome.  ``text``
+        never holds patient data; ``user`` is the acting user or ``None``.  The default
+        does nothing; override to write the host's own case note.  An exception raised
+        here is logged and does not stop the flow.
         """
 
     # -- iTero scans ---------------------------------------------------------------

@@ -12,7 +12,8 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
 | align_integration.E010 | ``CALLBACK_PROCESSING`` is neither ``"inline"`` nor ``"deferred"`` |
-| align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 seconds (Align's polling guideline) |
+| align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 s (Align's polling guideline) |
+| align_integration.E012 | ``CHIEF_CONCERN`` is empty and ``chief_concern`` is not overridden |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 """
@@ -86,7 +87,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
 
-    problems.extend(_check_adapter(config["CASE_ADAPTER"]))
+    adapter_problems = _check_adapter(config["CASE_ADAPTER"])
+    problems.extend(adapter_problems)
+    if not adapter_problems:
+        problems.extend(_check_chief_concern(config))
     problems.extend(_check_cache(config["TOKEN_CACHE"]))
 
     base_url = service.get("BASE_URL") or ""
@@ -178,6 +182,27 @@ def _check_adapter(path: str) -> list[Any]:
             )
         ]
     return []
+
+
+def _check_chief_concern(config: dict[str, Any]) -> list[Any]:
+    """E012: the default ``chief_concern`` would send an empty chief concern."""
+    from django.utils.module_loading import import_string
+
+    from align_integration.adapters import CaseAdapter
+
+    adapter = import_string(config["CASE_ADAPTER"])
+    overridden = adapter.chief_concern is not CaseAdapter.chief_concern
+    if overridden or str(config.get("CHIEF_CONCERN") or "").strip():
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}['CHIEF_CONCERN'] is empty: every primary order would be sent "
+            "without a chief concern.",
+            hint="Copy the value the old tool hard-coded into CHIEF_CONCERN, or override "
+            "CaseAdapter.chief_concern (see docs/migration.md).",
+            id=_id("E012"),
+        )
+    ]
 
 
 def _check_cache(alias: str) -> list[Any]:

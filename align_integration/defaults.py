@@ -59,8 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_PROCESSING": "inline",
     # Largest accepted callback body, in bytes (larger answers 413 before parsing).
     "CALLBACK_MAX_BYTES": 256 * 1024,
-    # The chief concern sent with every primary order (the old tool hard-coded it).
-    "CHIEF_CONCERN": "Crowding and spacing",
+    # The chief concern sent with every primary order by the default
+    # CaseAdapter.chief_concern.  No default: copy the value the old tool hard-coded.
+    # Empty (and chief_concern not overridden) is the system check error E012.
+    "CHIEF_CONCERN": "",
     # Gender sent to Align when the host does not know the patient's gender
     # (Align accepts only M or F).
     "DEFAULT_GENDER": "M",
@@ -112,6 +114,21 @@ DEFAULTS: dict[str, Any] = {
             "date_created": "date_created",
             "date_removed": "date_removed",
         },
+        # Treatment plans and statuses of cases in flight at cutover (--plans-csv, or this
+        # table with --plans-table).  The old integration service kept them, so there is no
+        # default table; the columns are the CSV header names, or the table's columns.
+        "PLANS_TABLE": "",
+        "PLANS_COLUMNS": {
+            "case_id": "case_id",
+            "plan_id": "plan_id",
+            "version": "version",
+            "status": "status",  # Align's status of the case at cutover
+            "received_at": "received_at",  # when the plan arrived
+        },
+        # Statuses (compared case-insensitively) under which an imported plan awaits the
+        # provider's review; a plan the provider approved already (an acceptance screenshot
+        # from or after the plan's date) never awaits review.
+        "REVIEW_STATUSES": ["treatment_plan_ready"],
         # Time zone of dates without an offset (CSV exports, "timestamp without time zone"
         # columns).  Empty: the project's TIME_ZONE.
         "TIME_ZONE": "",

@@ -6,6 +6,12 @@
 - ``treatment_plan_received``: ``case``, ``align_case``, ``plan_id``, ``version``.
 - ``case_status_changed``: ``case``, ``align_case``, ``status``, ``previous_status``.
 - ``scan_received``: ``case``, ``scan`` (an iTero scan record), once per stored scan.
+- ``treatment_plan_approved``: ``case``, ``asset`` (the ``CaseAsset`` recording the
+  acceptance screenshot), when the provider approves the plan; sent on commit.
+- ``revision_requested``: ``case``, ``comment`` (the provider's text), once Align accepted
+  the ClinCheck revision request; sent on commit.
+- ``clincheck_accepted``: ``case``, once Align accepted the ClinCheck accept; sent on
+  commit.
 
 Internal signals, sent on commit, that the app's task integration receives (hosts may
 receive them too): ``operation_retry_scheduled`` (``operation=``, a ``RemoteOperation``
@@ -23,6 +29,9 @@ sales_order_received = Signal()
 treatment_plan_received = Signal()
 case_status_changed = Signal()
 scan_received = Signal()
+treatment_plan_approved = Signal()
+revision_requested = Signal()
+clincheck_accepted = Signal()
 aligners_purchased = Signal()
 operation_retry_scheduled = Signal()
 callback_stored = Signal()

@@ -5,6 +5,10 @@ task changes nothing: every job is idempotent and takes ids.  A retry is enqueue
 commit) only on a backend that can defer it to ``run_after``; without one, ``align_worker``
 finds the operation by its ``next_attempt_at``.
 
+While outbound traffic is paused (switch ``align-outbound-paused``) a retry task sends
+nothing: it leaves the operation due and enqueues itself again a few minutes later, so the
+work runs once the switch is off (``align_worker`` finds it too).
+
 The workflows announce work by signals sent on commit (``operation_retry_scheduled``,
 ``callback_stored``); :func:`connect` (called from ``AppConfig.ready``) receives them here.
 
@@ -19,9 +23,12 @@ import datetime as dt
 import logging
 from typing import Any
 
+from django.utils import timezone
+
 from align_integration import signals
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent, RemoteOperation
+from align_integration.outbound import outbound_paused
 from align_integration.worker import run_operation_job
 from align_integration.workflows.callbacks.events import process_event
 
@@ -32,6 +39,9 @@ except ImportError:  # Django 5.2: the django-tasks backport (a dependency)
     from django_tasks import task, task_backends  # type: ignore[assignment,no-redef]
 
 logger = logging.getLogger("align_integration.worker")
+
+#: While outbound traffic is paused, a retry task looks again this much later.
+PAUSED_RECHECK_SECONDS = 300
 
 
 def backend_alias() -> str:
@@ -54,7 +64,16 @@ def backend_can_defer() -> bool:
 
 @task()
 def retry_operation(operation_id: int) -> bool:
-    """Run one due retry of a ``RemoteOperation`` (a no-op when it is not due or done)."""
+    """Run one due retry of a ``RemoteOperation`` (a no-op when it is not due or done).
+
+    While outbound traffic is paused: nothing is sent, the operation stays due, and the
+    task is enqueued again for later.
+    """
+    if outbound_paused():
+        later = timezone.now() + dt.timedelta(seconds=PAUSED_RECHECK_SECONDS)
+        enqueue_operation_retry(operation_id, later)
+        logger.info("operation=%s task=paused recheck_in=%s", operation_id, PAUSED_RECHECK_SECONDS)
+        return False
     return run_operation_job(operation_id)
 
 

@@ -14,6 +14,11 @@ operation at once.  Before running one, a worker *takes* it with a conditional U
 moves ``next_attempt_at`` forward, compared against the value it read: only one worker's
 UPDATE matches, so one due retry is attempted once.  ``run_operation`` then claims the row
 as usual (``workflows.operations._claim``), which keeps a worker and a web request apart.
+
+While outbound traffic is paused (switch ``align-outbound-paused``) nothing due is taken:
+operations keep their ``next_attempt_at`` and attempts, iTero work waits, and all of it
+runs on the first pass after the switch is off.  Stored callbacks (inbound) are still
+processed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from django.utils import timezone
 
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
+from align_integration.outbound import OutboundPaused, ensure_outbound_allowed, outbound_paused
 from align_integration.workflows.callbacks.events import reprocess
 from align_integration.workflows.clincheck.review import perform_clincheck
 from align_integration.workflows.itero import run_due_itero_work
@@ -136,15 +142,29 @@ def run_operation_job(operation_id: int) -> bool:
     operation = RemoteOperation.objects.filter(pk=operation_id).first()
     if operation is None or operation.state == RemoteOperation.SUCCEEDED:
         return True
+    if outbound_paused():  # left due: align_worker (or a later task) runs it afterwards
+        logger.info("operation=%s job=paused", operation_id)
+        return False
+    due_at = operation.next_attempt_at
     if not take_due(operation):
         logger.info("operation=%s job=skipped state=%s", operation_id, operation.state)
         return False
-    return _attempt(operation)
+    return _attempt(operation, due_at=due_at)
 
 
-def _attempt(operation: RemoteOperation, *, user: Any = None) -> bool:
+def _attempt(
+    operation: RemoteOperation, *, user: Any = None, due_at: dt.datetime | None = None
+) -> bool:
     try:
         ok = run_operation_now(operation, user=user)
+    except OutboundPaused:
+        # Switched on after this worker took the operation: give back its due time.
+        if due_at is not None:
+            RemoteOperation.objects.filter(
+                pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED
+            ).update(next_attempt_at=due_at)
+        logger.info("operation=%s kind=%s outcome=paused", operation.pk, operation.kind)
+        return False
     except Exception:  # a bug or the database: the row is retried once its claim runs out
         logger.exception("operation=%s kind=%s outcome=error", operation.pk, operation.kind)
         return False
@@ -173,21 +193,28 @@ def run_due_operations(limit: int = 100) -> int:
     """Attempt every operation whose retry is due; returns how many this worker attempted.
 
     Safe with any number of workers at once: each operation is taken by one of them.
+    While outbound traffic is paused nothing is taken: everything stays due.
     """
+    if outbound_paused():
+        logger.info("worker step=operations outcome=paused")
+        return 0
     attempted = 0
     for operation in due_operations(limit):
+        due_at = operation.next_attempt_at
         if not take_due(operation):
             continue  # another worker has it
         attempted += 1
-        _attempt(operation)
+        _attempt(operation, due_at=due_at)
     return attempted
 
 
 def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
     """Retry the given operations now, whatever their schedule ("Retry now", ``--retry``).
 
-    Returns ``(succeeded, failed)``; operations already succeeded are left out.
+    Returns ``(succeeded, failed)``; operations already succeeded are left out.  Raises
+    :class:`~align_integration.outbound.OutboundPaused` while outbound traffic is paused.
     """
+    ensure_outbound_allowed()
     succeeded = failed = 0
     for operation in operations:
         if operation.state == RemoteOperation.SUCCEEDED:
@@ -254,7 +281,7 @@ class WorkerPass:
 
 
 def run_itero_work() -> int:
-    """The iTero connector's pass, when the connector is configured."""
+    """The iTero connector's pass, when the connector is configured (and not paused)."""
     if not get_setting("ITERO", "CLIENT_ID"):
         return 0
     return int(run_due_itero_work())

@@ -23,6 +23,7 @@ from align_integration.adapters import get_adapter
 from align_integration.admin.operations import ReadOnlyAdmin, log_action
 from align_integration.client.errors import AlignError
 from align_integration.models import IteroConnection, IteroNotification, IteroScan
+from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.workflows.itero.downloads import retry_download_now
 from align_integration.workflows.itero.linking import ScanBusy, link_scan_to_case
 from align_integration.workflows.itero.returns import return_scan_to_doctor
@@ -124,6 +125,9 @@ class IteroScanAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry download now", permissions=["change"])
     def retry_download_now(self, request: HttpRequest, queryset: QuerySet[IteroScan]) -> None:
+        if outbound_paused():
+            self.message_user(request, PAUSED_MESSAGE, messages.ERROR)
+            return
         picked = list(queryset.filter(state__in=[IteroScan.PENDING, IteroScan.FAILED]))
         done = sum(1 for scan in picked if retry_download_now(scan))
         log_action(request, picked, "Download retried from the admin.")
@@ -204,6 +208,9 @@ class IteroScanAdmin(ReadOnlyAdmin):
                     returned.append(
                         return_scan_to_doctor(scan, form.cleaned_data["reason"], user=request.user)
                     )
+                except OutboundPaused as paused:
+                    self.message_user(request, str(paused), messages.ERROR)
+                    return None
                 except (AlignError, ValueError):
                     failed += 1
             log_action(request, returned, "Returned to the doctor from the admin.")

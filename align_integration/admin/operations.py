@@ -27,6 +27,7 @@ from align_integration.models import (
     CaseEvent,
     RemoteOperation,
 )
+from align_integration.outbound import OutboundPaused
 from align_integration.worker import retry_operations
 from align_integration.workflows.callbacks.events import reprocess
 
@@ -195,7 +196,11 @@ class RemoteOperationAdmin(ReadOnlyAdmin):
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[RemoteOperation]) -> None:
         picked = list(queryset.exclude(state=RemoteOperation.SUCCEEDED))
-        done, _failed = retry_operations(picked, user=request.user)
+        try:
+            done, _failed = retry_operations(picked, user=request.user)
+        except OutboundPaused as paused:
+            self.message_user(request, str(paused), messages.ERROR)
+            return
         log_action(request, picked, "Retried from the admin.")
         level = messages.SUCCESS if done == len(picked) else messages.WARNING
         self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)

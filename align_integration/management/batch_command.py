@@ -5,7 +5,9 @@ the summary line and the exit code live here; what happens to one case lives in
 ``workflows.batch.actions``, and running many rows in ``workflows.batch``.
 
 Exit codes: 0 when no row failed, 1 when any row failed, 2 when the input cannot be used,
-130 when interrupted (Ctrl-C; in-flight rows finish and the report is written first).
+3 when rows were paused (outbound traffic paused by the switch ``align-outbound-paused``;
+nothing failed), 130 when interrupted (Ctrl-C; in-flight rows finish and the report is
+written first).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any, ClassVar, TextIO
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from align_integration.workflows.batch.actions import FAILED, NOT_RUN, CaseAction
+from align_integration.workflows.batch.actions import FAILED, NOT_RUN, PAUSED, CaseAction
 from align_integration.workflows.batch.rows import (
+    COMMENT_COLUMN,
     BatchInputError,
     InputRow,
     command_line_rows,
@@ -34,6 +37,7 @@ from align_integration.workflows.batch.runner import (
 
 EXIT_FAILED_ROWS = 1
 EXIT_BAD_INPUT = 2
+EXIT_PAUSED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -120,7 +124,20 @@ class BatchCommand(BaseCommand):
             parser.add_argument(
                 "--comment",
                 default="",
-                help="The revision comment for --case, and for CSV rows whose comment is empty.",
+                help="The revision comment for --case (with --csv: as --default-comment).",
+            )
+            parser.add_argument(
+                "--comment-column",
+                default=COMMENT_COLUMN,
+                metavar="NAME",
+                help=f"The CSV column holding each row's comment (default {COMMENT_COLUMN!r}).",
+            )
+            parser.add_argument(
+                "--default-comment",
+                default="",
+                metavar="TEXT",
+                help="The comment of CSV rows whose comment cell is empty (without it, such "
+                'a row fails). The old script sent "Revision Requested.".',
             )
 
     # -- input -----------------------------------------------------------------------------
@@ -130,7 +147,8 @@ class BatchCommand(BaseCommand):
             return read_csv_rows(
                 options["csv"],
                 with_comment=self.action_class.needs_comment,
-                default_comment=comment,
+                default_comment=options.get("default_comment") or comment,
+                comment_column=options.get("comment_column") or COMMENT_COLUMN,
             )
         if self.action_class.needs_comment and not comment.strip():
             raise BatchInputError("--case needs --comment (the revision request's text)")
@@ -150,7 +168,7 @@ class BatchCommand(BaseCommand):
         where = f"line {result.line}" if result.line is not None else "case"
         status = f" [{result.status}]" if result.status is not None else ""
         text = f"{where} {result.case_ref}: {result.outcome}{status} {result.message}".rstrip()
-        if result.outcome in (FAILED, NOT_RUN):
+        if result.outcome in (FAILED, NOT_RUN, PAUSED):
             if self.verbosity >= 1:
                 self.stderr.write(text)
         elif self.verbosity >= 2:
@@ -197,7 +215,7 @@ class BatchCommand(BaseCommand):
             write_report(options["report"], (result.cells for result in report.results))
         summary = report.summary(action.name, dry_run=options["dry_run"])
         if self.verbosity >= 1:
-            style = self.style.ERROR if report.failed else self.style.SUCCESS
+            style = self.style.ERROR if report.failed or report.paused else self.style.SUCCESS
             self.stdout.write(style(summary))
         if report.interrupted:
             raise CommandError(
@@ -209,4 +227,11 @@ class BatchCommand(BaseCommand):
                 f"{report.failed} of {len(report.results)} rows failed"
                 + (f"; see {options['report']}" if options["report"] else ""),
                 returncode=EXIT_FAILED_ROWS,
+            )
+        if report.paused:
+            raise CommandError(
+                f"{report.paused} of {len(report.results)} rows paused: outbound traffic is "
+                "paused (switch align-outbound-paused); run the same command again once it "
+                "is off",
+                returncode=EXIT_PAUSED,
             )

@@ -4,7 +4,9 @@ notification webhook for iTero.
 Thin: each view parses and authorises, calls a flow in ``align_integration.workflows.itero``
 and answers.  Bad input is a 4xx with a reason, never a 500.  The notification URL carries
 a secret path segment (``ITERO["NOTIFICATION_TOKEN"]``, compared in constant time); its
-answers are logged here without the path, so the secret never reaches a log.
+answers are logged here without the path, so the secret never reaches a log.  While
+outbound traffic is paused (switch ``align-outbound-paused``) connect, sign-in, pair and
+un-pair answer 503 and call nothing; notifications are still stored.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from align_integration.client.errors import AlignConfigurationError, AlignError
 from align_integration.client.itero import IteroUnsafeURL
 from align_integration.conf import get_setting
 from align_integration.models import IteroConnection, IteroScan
+from align_integration.outbound import OutboundPaused
 from align_integration.workflows.itero.connection import IteroNotPaired
 from align_integration.workflows.itero.notifications import store_notification
 from align_integration.workflows.itero.pairing import (
@@ -90,6 +93,8 @@ def connect(request: HttpRequest) -> HttpResponse:
         url = login_redirect_url(redirect_uri=_urls(request)["callback"], state=state)
     except AlignConfigurationError as error:
         return _error_page(request, f"The iTero connector is not configured: {error}", 503)
+    except OutboundPaused as paused:
+        return _error_page(request, str(paused), paused.status_code)
     request.session[STATE_SESSION_KEY] = state
     return HttpResponseRedirect(url)
 
@@ -109,6 +114,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         return _error_page(request, "iTero sent no authorization code; start again.", 400)
     try:
         accounts = complete_authorization(code, _urls(request)["callback"])
+    except OutboundPaused as paused:
+        return _error_page(request, str(paused), paused.status_code)
     except IteroUnsafeURL as error:
         return _error_page(request, f"iTero sign-in stopped: {error}", 502)
     except AlignError as error:
@@ -137,6 +144,8 @@ def pair(request: HttpRequest) -> HttpResponse:
         return _error_page(request, "That account is not one you may pair with.", 400)
     except IteroNotPaired:
         return _error_page(request, "Sign in to iTero first (Connect).", 409)
+    except OutboundPaused as paused:
+        return _error_page(request, str(paused), paused.status_code)
     except AlignError as error:
         logger.warning("itero_pair outcome=failed status=%s", error.status_code or "-")
         return _error_page(request, f"Pairing failed: iTero answered {error.http_status}.", 502)
@@ -154,6 +163,8 @@ def unpair(request: HttpRequest) -> HttpResponse:
         return render(request, TEMPLATES + "unpair.html", {"connection": connection})
     try:
         connection, confirmed = unpair_account(user=request.user)
+    except OutboundPaused as paused:
+        return _error_page(request, str(paused), paused.status_code)
     except AlignError as error:
         logger.warning("itero_unpair outcome=failed status=%s", error.status_code or "-")
         return _error_page(request, f"Un-pairing failed: iTero answered {error.http_status}.", 502)

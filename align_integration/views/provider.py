@@ -4,6 +4,8 @@ Only the case's provider (``CaseAdapter.provider_can_act``) sees the page or act
 else gets 404 and nothing is sent to Align.  Approve stores the html2canvas screenshot as
 the acceptance asset (the ClinCheck accept itself is sent when aligners are bought);
 revise sends the revision request at once, behind the ``set-align-order-status`` flag.
+While outbound traffic is paused (switch ``align-outbound-paused``) both actions answer
+503 and nothing is stored or sent.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -19,12 +20,12 @@ from waffle import flag_is_active
 
 from align_integration.adapters import get_adapter
 from align_integration.facade import Align
-from align_integration.models import AlignCase, CaseEvent
+from align_integration.models import AlignCase
+from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.views.common import case_or_404, result_json, wants_json
-from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE
+from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE, approve_treatment_plan
 from align_integration.workflows.clincheck.screenshots import ScreenshotRejected
 from align_integration.workflows.results import AlignResult
-from align_integration.workflows.timeline import record
 
 
 def _provider_case(request: HttpRequest, case_ref: str) -> Any:
@@ -75,22 +76,14 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
             return JsonResponse({"ok": False, "errors": ["Sign in first."]}, status=403)
         return redirect_to_login(request.get_full_path())
     case = _provider_case(request, case_ref)
+    if outbound_paused():  # approve stores only, but the provider acts again later anyway
+        return _answer(request, case_ref, case, AlignResult(503, [PAUSED_MESSAGE]))
     action = request.POST.get("action", "")
     if action == APPROVE:
         try:
-            with transaction.atomic():
-                record(
-                    case,
-                    "provider_approved",
-                    CaseEvent.INFO,
-                    "The provider approved the treatment plan.",
-                    user=request.user,
-                )
-                AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
-                # Last, so nothing after it can roll back a row whose file is stored.
-                Align().create_acceptance_screenshot(
-                    case, request.POST.get("acceptance_screenshot", ""), user=request.user
-                )
+            approve_treatment_plan(
+                case, request.POST.get("acceptance_screenshot", ""), user=request.user
+            )
         except ScreenshotRejected as problem:
             return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
         return _answer(
@@ -104,7 +97,10 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
         if not flag_is_active(request, FLAG):
             raise Http404("Revision requests are switched off.")
         comment = request.POST.get("comment", "")
-        result = Align().set_case_status(request.user, case, REVISE, comment=comment)
+        try:
+            result = Align().set_case_status(request.user, case, REVISE, comment=comment)
+        except OutboundPaused as paused:
+            result = AlignResult(paused.status_code, [str(paused)])
         if result.ok:
             AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
         return _answer(request, case_ref, case, result, "Revision requested from Align.")

@@ -1,8 +1,15 @@
-"""Running one remote operation: claim it, reconcile if the last try was ambiguous, call,
-record the outcome, and schedule a background retry when trying again can help.
+"""Running one remote operation: check the kill switch, claim it, ask Align whether it
+holds the result already (find first), call, record the outcome, and schedule a background
+retry when trying again can help.
 
 Every ``RemoteOperation`` row is written with its idempotency key before the first
-attempt; each attempt appends a ``CaseEvent``.
+attempt; each attempt appends a ``CaseEvent``.  Outcomes (done, failed, retry scheduled,
+found at Align) are also given to the host as case notes (``CaseAdapter.add_case_note``).
+
+This engine is the one place every call to Align passes: while the switch
+``align-outbound-paused`` is active, :func:`run_operation` raises
+:class:`~align_integration.outbound.OutboundPaused` before touching the row, so due work
+stays due with its attempts and schedule unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.outbound import ensure_outbound_allowed
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
@@ -43,14 +51,30 @@ class OperationBusy(Exception):
     """Another worker or request is running this operation right now."""
 
 
+class ConflictAtAlign(Exception):
+    """Align already holds more than one candidate for what this operation would create.
+
+    Nothing is created: the operation fails (409) with this message, meant for staff,
+    until the duplicate is resolved at Align.  The message names Align's ids only.
+    """
+
+
 @dataclass
 class Attempt:
-    """What one run of an operation needs: the call, and how to find an earlier success."""
+    """What one run of an operation needs: the call, how to find what Align holds already,
+    and what to do once this run made the operation succeed.
+
+    ``reconcile`` is asked before every attempt, the first included: ``None`` when Align
+    holds nothing (then ``call`` runs), the answer to adopt when it holds exactly one,
+    :class:`ConflictAtAlign` when it holds several.  ``on_success`` runs once, in the run
+    that succeeded (not when the operation had succeeded before).
+    """
 
     call: Callable[[str], dict[str, Any]]
     reconcile: Callable[[], dict[str, Any] | None] | None = None
     patient: PatientData | None = None
     label: str = ""
+    on_success: Callable[[dict[str, Any]], None] | None = None
 
 
 def operation_for(
@@ -105,30 +129,40 @@ def run_operation(
     """Run ``operation`` once (urllib3 retries inside); return Align's answer.
 
     Raises :class:`OperationFailed` on failure, after recording it and, when the failure
-    is transient and attempts remain, scheduling a background retry.
+    is transient and attempts remain, scheduling a background retry; and
+    :class:`~align_integration.outbound.OutboundPaused`, changing nothing, while outbound
+    traffic is paused.
     """
     label = attempt.label or operation.get_kind_display()
     if operation.state == RemoteOperation.SUCCEEDED:
         return operation.result
+    ensure_outbound_allowed(operation=operation)
     if not _claim(operation):  # it succeeded meanwhile
         return operation.result
 
-    if operation.attempts and attempt.reconcile is not None:
+    if attempt.reconcile is not None:
         try:
             found = attempt.reconcile()
         except AlignError as error:
             _fail(operation, error, attempt, label, user, background)
+        except ConflictAtAlign as conflict:
+            _conflict(operation, str(conflict), label, user)
         if found:
+            if operation.attempts:
+                message = f"{label}: found at Align from an earlier attempt; not sent again."
+            else:
+                message = f"{label}: Align holds it already (found by caseId); adopted, not sent."
             record(
                 operation.case,
                 operation.kind,
                 CaseEvent.SUCCEEDED,
-                f"{label}: found at Align from an earlier attempt; not sent again.",
+                message,
                 status_code=200,
                 operation=operation,
                 user=user,
+                note=True,
             )
-            return _succeed(operation, found)
+            return _succeed(operation, found, attempt)
 
     operation.attempts += 1
     operation.save(update_fields=["attempts", "updated_at"])
@@ -152,11 +186,14 @@ def run_operation(
         status_code=200,
         operation=operation,
         user=user,
+        note=True,
     )
-    return _succeed(operation, answer)
+    return _succeed(operation, answer, attempt)
 
 
-def _succeed(operation: RemoteOperation, answer: dict[str, Any]) -> dict[str, Any]:
+def _succeed(
+    operation: RemoteOperation, answer: dict[str, Any], attempt: Attempt
+) -> dict[str, Any]:
     operation.state = RemoteOperation.SUCCEEDED
     operation.result = answer
     operation.ambiguous = False
@@ -166,7 +203,30 @@ def _succeed(operation: RemoteOperation, answer: dict[str, Any]) -> dict[str, An
     operation.claimed_until = None
     operation.finished_at = timezone.now()
     operation.save()
+    if attempt.on_success is not None:
+        attempt.on_success(answer)
     return answer
+
+
+def _conflict(operation: RemoteOperation, message: str, label: str, user: Any) -> NoReturn:
+    """Park the operation as failed (409): Align holds several candidates, none is taken."""
+    operation.state = RemoteOperation.FAILED
+    operation.next_attempt_at = None
+    operation.claimed_until = None
+    operation.last_status_code = 409
+    operation.last_errors = [message]
+    operation.save()
+    record(
+        operation.case,
+        operation.kind,
+        CaseEvent.FAILED,
+        f"{label} not sent: {message}",
+        status_code=409,
+        operation=operation,
+        user=user,
+        note=True,
+    )
+    raise OperationFailed(operation, 409, [message])
 
 
 def _fail(
@@ -209,6 +269,7 @@ def _fail(
         request_id=error.request_id,
         operation=operation,
         user=user,
+        note=True,
     )
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
         announce_retry(operation)
@@ -224,6 +285,24 @@ def announce_retry(operation: RemoteOperation) -> None:
     transaction.on_commit(
         lambda: signals.operation_retry_scheduled.send(sender=RemoteOperation, operation=operation)
     )
+
+
+def schedule_when_resumed(operation: RemoteOperation) -> bool:
+    """Make ``operation`` due now, so that it runs once outbound traffic is resumed.
+
+    For work asked for while the kill switch is on by a path that cannot answer "try
+    later" (a signal receiver): the worker (or a task) runs it when the switch is off.
+    False when it succeeded or is running already.
+    """
+    scheduled = (
+        RemoteOperation.objects.filter(pk=operation.pk)
+        .exclude(state__in=[RemoteOperation.SUCCEEDED, RemoteOperation.IN_PROGRESS])
+        .update(state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=timezone.now())
+    )
+    operation.refresh_from_db()
+    if scheduled:
+        announce_retry(operation)
+    return bool(scheduled)
 
 
 PATIENT_MISSING = "The case's patient record is missing or incomplete."

@@ -1,4 +1,8 @@
-"""Writing the case timeline (``CaseEvent``) without ever writing patient data into it."""
+"""Writing the case timeline (``CaseEvent``) without ever writing patient data into it.
+
+Entries of the outcomes the old tool wrote a case note for are also given to the host
+(``CaseAdapter.add_case_note``), with the same patient-free text.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from align_integration.adapters import PatientData
+from django.db import transaction
+
+from align_integration.adapters import PatientData, get_adapter
 from align_integration.models import CaseEvent, RemoteOperation
 
 logger = logging.getLogger("align_integration.workflows")
@@ -54,8 +60,13 @@ def record(
     request_id: str = "",
     operation: RemoteOperation | None = None,
     user: Any = None,
+    note: bool = False,
 ) -> CaseEvent:
-    """Append one timeline entry and log the same ids and outcome."""
+    """Append one timeline entry and log the same ids and outcome.
+
+    ``note``: the outcome is one the old tool wrote a case note for; the host receives
+    the text through ``CaseAdapter.add_case_note``.
+    """
     event = CaseEvent.objects.create(
         case=case,
         action=action,
@@ -74,4 +85,21 @@ def record(
         status_code if status_code is not None else "-",
         operation.pk if operation is not None else "-",
     )
+    if note:
+        add_host_note(case, event.message, user_of(user))
     return event
+
+
+def add_host_note(case: Any, text: str, user: Any = None) -> None:
+    """Give ``text`` to the host's ``add_case_note``; a failure there is logged, not raised.
+
+    The call runs in a savepoint, so a host note that fails in the database leaves the
+    caller's transaction usable.
+    """
+    try:
+        with transaction.atomic():
+            get_adapter().add_case_note(case, text, user)
+    except Exception as error:  # the host's code: never let it break the flow
+        logger.warning(
+            "case=%s host_note=failed error=%s", getattr(case, "pk", "-"), type(error).__name__
+        )

@@ -33,6 +33,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 ALIGN_INTEGRATION_CASE_MODEL = "testapp.Case"
 ALIGN_INTEGRATION = {
     "SERVICE": {"BASE_URL": "https://align.invalid", "CLIENT_ID": "x", "CLIENT_SECRET": "x"},
+    "CHIEF_CONCERN": "Crowding and spacing",
     "CALLBACK_PROCESSING": os.environ.get("BENCH_CALLBACK_PROCESSING", "inline"),
     "CALLBACK_SECRETS": [os.environ.get("BENCH_SECRET", "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA=")],
 }

@@ -3,8 +3,10 @@
 Checks, one line each (``OK name: detail`` or ``FAIL name: reason``), never printing a
 secret: the app's settings (its system checks), the token cache (set, get, delete a key),
 a bearer token from the Align integration service, the service answering an authenticated
-read, the tasks backend, the background work waiting, and the iTero pairing when the
-connector is configured.  Exits 0 only when every check passed.
+read, the tasks backend, the background work waiting, the iTero pairing when the
+connector is configured, and the kill switch (``align-outbound-paused``: while it is on,
+the token and service checks call nothing and fail as "not checked").  Exits 0 only when
+every check passed.
 
     manage.py align_doctor
     manage.py align_doctor --refresh-token    # drop the cached token: prove the credentials
@@ -26,6 +28,7 @@ from align_integration.client.service import AlignServiceClient
 from align_integration.client.token import forget_tokens
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent, IteroConnection, RemoteOperation
+from align_integration.outbound import SWITCH, outbound_paused
 from align_integration.worker import due_operations
 
 
@@ -70,7 +73,21 @@ def check_cache() -> str:
     return f"cache {alias!r} stores, reads and deletes"
 
 
+def check_outbound() -> str:
+    if outbound_paused():
+        raise CheckFailed(
+            f"paused: the waffle switch {SWITCH!r} is on, nothing is sent to Align or iTero "
+            "(due work waits and runs once it is off)"
+        )
+    return f"not paused (waffle switch {SWITCH!r} is off)"
+
+
+NOT_CHECKED = "not checked: outbound traffic is paused"
+
+
 def check_token(client: Any, refresh: bool) -> str:
+    if outbound_paused():
+        raise CheckFailed(NOT_CHECKED)
     if refresh:
         forget_tokens(get_setting("TOKEN_CACHE"))
     cached = client.tokens._cached() is not None
@@ -84,6 +101,8 @@ def check_token(client: Any, refresh: bool) -> str:
 def check_service(client: Any, token_ok: bool) -> str:
     import requests
 
+    if outbound_paused():
+        raise CheckFailed(NOT_CHECKED)
     base_url = get_setting("SERVICE", "BASE_URL")
     if not token_ok:  # at least tell whether the service answers at all
         try:
@@ -141,7 +160,10 @@ def check_itero() -> str:
 
 
 class Command(BaseCommand):
-    help = "Check settings, token cache, token, service, tasks backend and iTero pairing."
+    help = (
+        "Check settings, token cache, token, service, tasks backend, iTero pairing and the "
+        "outbound kill switch."
+    )
     requires_system_checks: list[str] = []  # the settings check reports them as one line
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -176,6 +198,7 @@ class Command(BaseCommand):
             run("tasks", check_tasks)
             run("backlog", check_backlog)
             run("itero", check_itero)
+            run("outbound", check_outbound)
         finally:
             client.close()
         failed = [name for name, ok in results.items() if not ok]

@@ -3,10 +3,14 @@
 Reads the legacy tables (``cases_align_orders``, ``cases_case_asset``; names from
 ``ALIGN_INTEGRATION["LEGACY_IMPORT"]``, overridable here) or CSV exports of them, and imports
 sales orders and acceptance screenshots through
-:mod:`align_integration.workflows.legacy.importer`.  Safe to run again: nothing is imported
-twice.  Prints a summary of imported, skipped and invalid rows with reasons and never a
-patient's data.  Exits non-zero when the sources cannot be read, or with ``--strict`` when a
-row was invalid.
+:mod:`align_integration.workflows.legacy.importer`.  Every case whose sales orders are
+imported is marked as sent, so the app never sends it again.  Treatment plans and statuses
+of cases in flight come from ``--plans-csv`` (columns ``case_id``, ``plan_id``,
+``version``, ``status``, ``received_at``) or a table (``--plans-table``, or
+``LEGACY_IMPORT["PLANS_TABLE"]``): the old integration service kept them, so no table is
+read unless one is named.  Safe to run again: nothing is imported twice.  Prints a summary
+of imported, skipped and invalid rows with reasons and never a patient's data.  Exits
+non-zero when the sources cannot be read, or with ``--strict`` when a row was invalid.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from align_integration.workflows.legacy.importer import LegacyImporter, SectionReport
 from align_integration.workflows.legacy.sources import (
-    ASSETS,
     FIELDS,
+    KINDS,
     ORDERS,
+    PLANS,
     LegacyImportError,
     Source,
+    legacy_settings,
     make_source,
 )
 
@@ -40,33 +46,31 @@ def _column_overrides(pairs: list[str], kind: str) -> dict[str, str]:
 
 class Command(BaseCommand):
     help = (
-        "Import the old Align tool's sales orders (cases_align_orders) and acceptance "
-        "screenshots (cases_case_asset, kind CCACCEPTSCREEN) from the database or from CSV "
-        "exports. Idempotent; --dry-run writes nothing."
+        "Import the old Align tool's sales orders (cases_align_orders; their cases are marked "
+        "as sent), acceptance screenshots (cases_case_asset, kind CCACCEPTSCREEN) and the "
+        "treatment plans of cases in flight (--plans-csv / --plans-table) from the database "
+        "or from CSV exports. Idempotent; --dry-run writes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--orders-csv", metavar="PATH", help="CSV export of the orders table")
-        parser.add_argument("--assets-csv", metavar="PATH", help="CSV export of the assets table")
-        parser.add_argument("--orders-table", metavar="NAME", help="legacy orders table")
-        parser.add_argument("--assets-table", metavar="NAME", help="legacy assets table")
-        parser.add_argument(
-            "--orders-column",
-            action="append",
-            default=[],
-            metavar="FIELD=COLUMN",
-            help=f"column (or CSV header) of a field; fields: {', '.join(FIELDS[ORDERS])}",
-        )
-        parser.add_argument(
-            "--assets-column",
-            action="append",
-            default=[],
-            metavar="FIELD=COLUMN",
-            help=f"column (or CSV header) of a field; fields: {', '.join(FIELDS[ASSETS])}",
-        )
-        parser.add_argument(
-            "--only", choices=[ORDERS, ASSETS], help="import one kind of record only"
-        )
+        described = {
+            ORDERS: "the orders table",
+            "assets": "the assets table",
+            PLANS: "the treatment plans (case_id, plan_id, version, status, received_at)",
+        }
+        for kind in KINDS:
+            parser.add_argument(
+                f"--{kind}-csv", metavar="PATH", help=f"CSV export of {described[kind]}"
+            )
+            parser.add_argument(f"--{kind}-table", metavar="NAME", help=f"legacy {kind} table")
+            parser.add_argument(
+                f"--{kind}-column",
+                action="append",
+                default=[],
+                metavar="FIELD=COLUMN",
+                help=f"column (or CSV header) of a field; fields: {', '.join(FIELDS[kind])}",
+            )
+        parser.add_argument("--only", choices=list(KINDS), help="import one kind of record only")
         parser.add_argument(
             "--database", default="default", help="database alias holding the legacy tables"
         )
@@ -89,10 +93,12 @@ class Command(BaseCommand):
             raise CommandError(f"{invalid} invalid row(s) (--strict).")
 
     def _sources(self, options: dict[str, Any]) -> list[Source]:
-        """CSV files when any is given (only those), else both legacy tables."""
-        csv_given = bool(options["orders_csv"] or options["assets_csv"])
+        """CSV files when any is given (only those), else the legacy tables: orders, assets,
+        and plans when a plans table is named.  Plans come last: an acceptance screenshot
+        imported before them tells that the provider approved the plan already."""
+        csv_given = any(options[f"{kind}_csv"] for kind in KINDS)
         sources = []
-        for kind in (ORDERS, ASSETS):
+        for kind in KINDS:
             if options["only"] not in (None, kind):
                 continue
             csv_path = options[f"{kind}_csv"] or ""
@@ -100,6 +106,13 @@ class Command(BaseCommand):
             if csv_path and table:
                 raise CommandError(f"Give --{kind}-csv or --{kind}-table, not both.")
             if csv_given and not csv_path:
+                continue
+            if kind == PLANS and not (csv_path or table or legacy_settings().get("PLANS_TABLE")):
+                if options["only"] == PLANS:
+                    raise CommandError(
+                        "No treatment plans to read: give --plans-csv or --plans-table "
+                        "(the old integration service kept them; no table is assumed)."
+                    )
                 continue
             columns = _column_overrides(options[f"{kind}_column"], kind)
             sources.append(
@@ -127,6 +140,13 @@ class Command(BaseCommand):
                 f"{report.imported} {imported_word}, {len(report.skipped)} skipped, "
                 f"{len(report.invalid)} invalid."
             )
+            marked_word = "to mark" if dry_run else "marked"
+            if report.kind == ORDERS:
+                self.stdout.write(
+                    f"  cases {marked_word} as sent (never sent again): {report.marked}"
+                )
+            elif report.kind == PLANS:
+                self.stdout.write(f"  plans awaiting the provider's review: {report.marked}")
             reasons: dict[str, int] = {}
             for note in report.skipped:
                 reasons[note.reason] = reasons.get(note.reason, 0) + 1
@@ -138,5 +158,7 @@ class Command(BaseCommand):
         for report in reports:
             for note in report.invalid:
                 self.stderr.write(f"Invalid {report.title.lower()} row, {note}")
+            for note in report.notes:
+                self.stderr.write(f"Check {note}")
         if dry_run and verbosity >= 1:
             self.stdout.write("Dry run: nothing was written.")

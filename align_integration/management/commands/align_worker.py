@@ -8,6 +8,10 @@ it is configured.  ``--once`` runs one pass and exits (cron); ``--loop`` keeps g
 Any number of workers may run at once, on any number of machines: each due operation is
 taken by exactly one of them.
 
+While outbound traffic is paused (waffle switch ``align-outbound-paused``) a pass sends
+nothing: due operations and iTero work stay due and run on the first pass after the switch
+is off; stored callbacks (inbound) are still processed.
+
 ``--retry-failed`` / ``--retry ID`` retry operations parked as failed by hand, like the
 admin's "Retry now", then exit.
 
@@ -26,6 +30,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 
 from align_integration.models import RemoteOperation
+from align_integration.outbound import OutboundPaused
 from align_integration.worker import WorkerPass, retry_operations, run_worker_pass
 
 
@@ -121,7 +126,10 @@ class Command(BaseCommand):
             if options["kind"]:
                 operations = operations.filter(kind=options["kind"])
         picked = list(operations.order_by("pk"))
-        succeeded, failed = retry_operations(picked)
+        try:
+            succeeded, failed = retry_operations(picked)
+        except OutboundPaused as paused:
+            raise CommandError(str(paused)) from None
         if self.verbosity >= 1:
             self.stdout.write(
                 f"align_worker: retried {len(picked)} operations: "

@@ -6,6 +6,8 @@ Each action first *checks* the case (already done? possible at all?) and then *s
 ``succeeded`` (accept per case and screenshot, revision per case, plan and comment, upload
 per case and asset set, an order per case), so a re-run never repeats a remote action.
 A dry run checks inside a transaction that is rolled back: nothing is written, nothing sent.
+While outbound traffic is paused (switch ``align-outbound-paused``) a row that would send
+is reported ``paused``: nothing is sent and no attempt is spent (see ``runner``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ ALREADY_DONE = "skipped: already done"
 DUPLICATE = "skipped: duplicate"
 WOULD_SEND = "dry run: would send"
 NOT_RUN = "not run: interrupted"
+PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,13 @@ class UploadAssets(CaseAction):
 
 
 # -- sending orders -----------------------------------------------------------------------------
+ORDER_STEPS = (
+    RemoteOperation.CREATE_PATIENT,
+    RemoteOperation.CREATE_ORDER,
+    RemoteOperation.UPLOAD_ASSETS,
+)
+
+
 class SendOrder(CaseAction):
     name = "align_send_orders"
     would_send = "The case would be sent to Align (patient, primary order, assets)."
@@ -209,7 +219,14 @@ class SendOrder(CaseAction):
         self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
     ) -> RowOutcome:
         result = initiate_align_order(user, case, client=client)
-        return outcome_of(result, "Sent to Align.", None)
+        retrying = None
+        if not result.ok:  # the step that failed, if its background retry is scheduled
+            retrying = RemoteOperation.objects.filter(
+                case=case,
+                kind__in=ORDER_STEPS,
+                state=RemoteOperation.RETRY_SCHEDULED,
+            ).first()
+        return outcome_of(result, "Sent to Align.", retrying)
 
 
 ACTIONS: dict[str, type[CaseAction]] = {

@@ -1,10 +1,11 @@
 """Reading the batch commands' CSV input and writing their CSV report.
 
-Input columns are found by header name (``case_id``, ``comment``; "Case ID" and
-"case-id" match too, as the old queries' exports name them, though an exact ``case_id``
-column wins), every other column is ignored.  A byte-order mark, CRLF line ends, blank
-lines and ``;`` as separator are tolerated.  A row that cannot be used is kept with its
-problem and line number, so the report can say which line was skipped and why.
+Input columns are found by header name (``case_id``, and the comment column: ``comment``
+unless another is named; "Case ID" and "case-id" match too, as the old queries' exports
+name them, though an exact name wins), every other column is ignored.  A byte-order
+mark, CRLF line ends, blank lines and ``;`` as separator are tolerated.  A row that
+cannot be used is kept with its problem and line number, so the report can say which line
+was skipped and why.
 
 The report has one row per input row.  Cells that a spreadsheet would read as a formula
 (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) are prefixed with ``'``.
@@ -60,8 +61,11 @@ def normalise_header(name: str) -> str:
 
 def column_index(header: list[str], name: str) -> int | None:
     """The column called exactly ``name``, else the first whose name normalises to it."""
-    exact = [i for i, cell in enumerate(header) if cell.strip().lower() == name]
-    loose = [i for i, cell in enumerate(header) if normalise_header(cell) == name]
+    wanted = name.strip().lower()
+    exact = [i for i, cell in enumerate(header) if cell.strip().lower() == wanted]
+    loose = [
+        i for i, cell in enumerate(header) if normalise_header(cell) == normalise_header(wanted)
+    ]
     found = exact or loose
     return found[0] if found else None
 
@@ -87,11 +91,12 @@ def read_csv_rows(
     *,
     with_comment: bool = False,
     default_comment: str = "",
+    comment_column: str = COMMENT_COLUMN,
 ) -> list[InputRow]:
     """The rows of a CSV file; raises :class:`BatchInputError` when the file is unusable.
 
-    ``with_comment``: the rows need a comment (the ``comment`` column, else
-    ``default_comment`` for empty cells).
+    ``with_comment``: the rows need a comment, read from ``comment_column``; an empty cell
+    takes ``default_comment``, and without one the row fails.
     """
     try:
         text = _decode(Path(path).read_bytes())
@@ -114,29 +119,35 @@ def read_csv_rows(
         if _is_blank(cells):
             continue
         if columns is None:
-            columns = _columns(cells, with_comment=with_comment, default_comment=default_comment)
+            columns = _columns(
+                cells,
+                with_comment=with_comment,
+                default_comment=default_comment,
+                comment_column=comment_column,
+            )
             continue
-        rows.append(_row(columns, cells, line, with_comment, default_comment))
+        rows.append(_row(columns, cells, line, with_comment, default_comment, comment_column))
     if columns is None:
         raise BatchInputError(f"{path} is empty: expected a header row with {CASE_COLUMN}")
     return rows
 
 
 def _columns(
-    header: list[str], *, with_comment: bool, default_comment: str
+    header: list[str], *, with_comment: bool, default_comment: str, comment_column: str
 ) -> tuple[int, int | None]:
     """(case column, comment column) of the header row; refuses a header without them."""
     found = ", ".join(normalise_header(name) for name in header if name.strip()) or "none"
-    case_column = column_index(header, CASE_COLUMN)
-    comment_column = column_index(header, COMMENT_COLUMN)
-    if case_column is None:
+    case_index = column_index(header, CASE_COLUMN)
+    comment_index = column_index(header, comment_column) if with_comment else None
+    if case_index is None:
         raise BatchInputError(f"the CSV has no {CASE_COLUMN} column (columns found: {found})")
-    if with_comment and comment_column is None and not default_comment:
+    if with_comment and comment_index is None and not default_comment:
         raise BatchInputError(
-            f"the CSV has no {COMMENT_COLUMN} column (columns found: {found}); "
-            "add one, or give --comment for every row"
+            f"the CSV has no {comment_column} column (columns found: {found}); "
+            "name the comment column with --comment-column, or give --default-comment "
+            "for every row"
         )
-    return case_column, comment_column
+    return case_index, comment_index
 
 
 def _cell(cells: list[str], index: int | None) -> str:
@@ -149,6 +160,7 @@ def _row(
     line: int,
     with_comment: bool,
     default_comment: str,
+    comment_column: str = COMMENT_COLUMN,
 ) -> InputRow:
     case_ref = _cell(cells, columns[0])
     comment = _cell(cells, columns[1]) or default_comment.strip()
@@ -157,7 +169,7 @@ def _row(
     if len(case_ref) > MAX_CASE_REF_LENGTH:
         return InputRow(line, case_ref[:40] + "…", comment, problem=f"{CASE_COLUMN} is too long")
     if with_comment and not comment:
-        return InputRow(line, case_ref, "", problem=f"{COMMENT_COLUMN} is empty")
+        return InputRow(line, case_ref, "", problem=f"{comment_column} is empty")
     return InputRow(line, case_ref, comment)
 
 

@@ -5,6 +5,9 @@
 - ``concurrency`` worker threads (each with its own HTTP session and database connection,
   closed when the thread ends) share a rate limit of ``rate`` remote actions per second.
 - Duplicates are processed once: the same reference twice, or two references of one case.
+- While outbound traffic is paused (switch ``align-outbound-paused``) a row that would
+  send is reported ``paused``: nothing is sent, no attempt is spent, and the command exits
+  non-zero; running it again once the switch is off sends those rows.
 - Ctrl-C (SIGINT) stops taking new rows; rows in flight finish, the rest are reported as
   not run, and :attr:`BatchReport.interrupted` is set.  A second Ctrl-C stops at once.
   Re-running the same input resumes: rows done before are skipped as already done.
@@ -25,11 +28,13 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from align_integration.adapters import get_adapter
 from align_integration.client.service import AlignServiceClient
+from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.workflows.batch.actions import (
     ALREADY_DONE,
     DUPLICATE,
     FAILED,
     NOT_RUN,
+    PAUSED,
     SUCCEEDED,
     WOULD_SEND,
     CaseAction,
@@ -90,6 +95,10 @@ class BatchReport:
     def failed(self) -> int:
         return self.count(FAILED)
 
+    @property
+    def paused(self) -> int:
+        return self.count(PAUSED)
+
     def summary(self, name: str, dry_run: bool = False) -> str:
         parts = [
             f"{self.count(SUCCEEDED)} succeeded",
@@ -99,6 +108,8 @@ class BatchReport:
         ]
         if dry_run:
             parts.insert(0, f"{self.count(WOULD_SEND)} would be sent")
+        if self.paused:
+            parts.append(f"{self.paused} paused (outbound traffic is paused)")
         if self.interrupted:
             parts.append(f"{self.count(NOT_RUN)} not run (interrupted)")
         mode = " (dry run: nothing sent)" if dry_run else ""
@@ -167,9 +178,14 @@ def process_row(
         return plan.outcome
     if dry_run:
         return RowOutcome(WOULD_SEND, None, action.would_send)
+    if outbound_paused():
+        return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
     if not limiter.wait(stop):
         return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
-    return action.send(case, row.comment, plan, user=user, client=client)
+    try:
+        return action.send(case, row.comment, plan, user=user, client=client)
+    except OutboundPaused:  # switched on while this row was on its way
+        return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
 
 
 ResultCallback = Callable[[RowResult], None]

@@ -2,7 +2,10 @@
 
 Each is a ``RemoteOperation``: written with its idempotency key before the first attempt,
 retried in the background on transient failures (never doubled), parked as failed and
-visible on the timeline and in the admin when it fails for good.
+visible on the timeline and in the admin when it fails for good.  The accept sends the
+screenshot's ``vault_id`` and ``external_key`` as chosen when the operation was made (kept
+in its payload), wherever the file lives.  Once Align accepted, ``clincheck_accepted`` or
+``revision_requested`` is sent (on commit).
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ import hashlib
 from typing import Any
 
 import waffle
+from django.db import transaction
 
+from align_integration import signals
 from align_integration.adapters import get_adapter
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
+from align_integration.outbound import OutboundPaused, outbound_paused
 from align_integration.workflows.operations import (
     Attempt,
     operation_for,
     patient_or_refusal,
     result_of,
     run_operation,
+    schedule_when_resumed,
 )
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, user_of
@@ -68,7 +75,11 @@ def prepare_operation(
             case,
             RemoteOperation.CLINCHECK_ACCEPT,
             f"clincheck_accept:{case.pk}:{screenshot.pk}",
-            payload={"asset_id": screenshot.pk},
+            payload={
+                "asset_id": screenshot.pk,
+                "vault_id": screenshot.vault_id,
+                "external_key": screenshot.external_key,
+            },
             user=user,
         )
     if action == REVISE:
@@ -106,19 +117,28 @@ def perform_clincheck(
         return patient
     case_id = adapter.case_reference(case)
     if operation.kind == RemoteOperation.CLINCHECK_ACCEPT:
-        screenshot = CaseAsset.objects.filter(pk=operation.payload.get("asset_id")).first()
+        payload = operation.payload
+        screenshot = CaseAsset.objects.filter(pk=payload.get("asset_id")).first()
         if screenshot is None:
             message = "The acceptance screenshot of this operation no longer exists."
             record(case, operation.kind, CaseEvent.FAILED, message, status_code=409, user=user)
             return AlignResult(409, [message])
+        # The ids chosen when the operation was made (older rows: the screenshot's own).
+        vault_id = str(payload.get("vault_id", screenshot.vault_id))
+        external_key = str(payload.get("external_key", screenshot.external_key))
 
         def call(key: str) -> dict[str, Any]:
             return client.clincheck_accept(
                 case_id=case_id,
                 mrn=patient.mrn,
-                vault_id=screenshot.vault_id,
-                external_key=screenshot.external_key,
+                vault_id=vault_id,
+                external_key=external_key,
                 idempotency_key=key,
+            )
+
+        def announce(answer: dict[str, Any]) -> None:
+            transaction.on_commit(
+                lambda: signals.clincheck_accepted.send(sender=RemoteOperation, case=case)
             )
 
         label = f"ClinCheck accept (screenshot asset {screenshot.pk})"
@@ -130,11 +150,20 @@ def perform_clincheck(
                 case_id=case_id, mrn=patient.mrn, comments=comments, idempotency_key=key
             )
 
+        def announce(answer: dict[str, Any]) -> None:
+            # A revision asked for: the plan under review no longer awaits the provider.
+            AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
+            transaction.on_commit(
+                lambda: signals.revision_requested.send(
+                    sender=RemoteOperation, case=case, comment=comments
+                )
+            )
+
         label = "ClinCheck revision request"
     return result_of(
         lambda: run_operation(
             operation,
-            Attempt(call=call, patient=patient, label=label),
+            Attempt(call=call, patient=patient, label=label, on_success=announce),
             user=user,
             background=background,
         ),
@@ -150,7 +179,11 @@ def set_case_status(
     *,
     client: AlignServiceClient | None = None,
 ) -> AlignResult:
-    """ClinCheck ``approve`` (with the newest screenshot) or ``revise`` (with ``comment``)."""
+    """ClinCheck ``approve`` (with the newest screenshot) or ``revise`` (with ``comment``).
+
+    Raises :class:`~align_integration.outbound.OutboundPaused` (carrying the operation,
+    which was not sent) while outbound traffic is paused.
+    """
     user = user_of(request_or_user)
     try:
         operation = prepare_operation(case, action, comment, user)
@@ -162,6 +195,7 @@ def set_case_status(
             str(problem),
             status_code=400,
             user=user,
+            note=True,
         )
         return AlignResult(400, [str(problem)])
     if operation.state == RemoteOperation.SUCCEEDED:
@@ -174,11 +208,27 @@ def set_case_status(
             user=user,
         )
         return AlignResult.success()
+    if outbound_paused():
+        record(
+            case,
+            operation.kind,
+            CaseEvent.SKIPPED,
+            "Not sent: outbound traffic to Align is paused (switch align-outbound-paused).",
+            status_code=503,
+            operation=operation,
+            user=user,
+            note=True,
+        )
+        raise OutboundPaused(operation=operation)
     return perform_clincheck(operation, user=user, client=client)
 
 
 def accept_when_aligners_purchased(case: Any, *, user: Any = None, request: Any = None) -> None:
-    """The purchase hook: ClinCheck accept for an Align case, behind the waffle flag."""
+    """The purchase hook: ClinCheck accept for an Align case, behind the waffle flag.
+
+    While outbound traffic is paused the accept is not sent but scheduled: it is due at
+    once, so the worker (or a task) sends it when the switch is off.  Never raises for that.
+    """
     adapter = get_adapter()
     if not adapter.lab_is_align(case):
         return
@@ -192,7 +242,20 @@ def accept_when_aligners_purchased(case: Any, *, user: Any = None, request: Any 
             user=user,
         )
         return
-    set_case_status(user, case, APPROVE)
+    try:
+        set_case_status(user, case, APPROVE)
+    except OutboundPaused as paused:
+        if paused.operation is not None and schedule_when_resumed(paused.operation):
+            record(
+                case,
+                "clincheck_accept",
+                CaseEvent.INFO,
+                "Aligners purchased while outbound traffic is paused: the ClinCheck accept "
+                "is kept and sent once the switch is off.",
+                operation=paused.operation,
+                user=user,
+                note=True,
+            )
 
 
 def _flag_on() -> bool:

@@ -15,6 +15,7 @@ import logging
 from align_integration.client.errors import AlignError
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
+from align_integration.outbound import outbound_paused
 from align_integration.workflows.itero.connection import IteroNeedsRepairing, IteroNotPaired
 from align_integration.workflows.itero.downloads import (
     download_scan,
@@ -58,9 +59,14 @@ def run_due_itero_work() -> int:
     """One worker pass of the iTero connector; returns how many items were handled.
 
     Never raises for iTero trouble: each step logs and leaves its work for the next pass.
+    While outbound traffic is paused (switch ``align-outbound-paused``) nothing is done:
+    notifications, polls and downloads wait, and run on the first pass after.
     """
     if not get_setting("ITERO", "CLIENT_ID"):
         return 0  # the connector is not configured
+    if outbound_paused():
+        logger.info("itero_work outcome=paused")
+        return 0
     handled = 0
     steps = (
         ("notifications", process_notifications),

@@ -22,6 +22,7 @@ from align_integration.client.itero import Discovery, IteroClient, IteroOAuthErr
 from align_integration.client.token import TOKEN_KEY_PREFIX, TokenCache
 from align_integration.conf import get_setting
 from align_integration.models import IteroConnection
+from align_integration.outbound import ensure_outbound_allowed
 
 logger = logging.getLogger("align_integration.itero")
 
@@ -48,7 +49,12 @@ def token_cache() -> TokenCache:
 
 
 def itero_client(connection: IteroConnection | None = None) -> IteroClient:
-    """A client using the shared token and the connection's discovered endpoints."""
+    """A client using the shared token and the connection's discovered endpoints.
+
+    Raises :class:`~align_integration.outbound.OutboundPaused` while outbound traffic is
+    paused: every iTero call of the workflows gets its client here.
+    """
+    ensure_outbound_allowed()
     connection = connection or IteroConnection.load()
     return IteroClient(tokens=token_cache(), endpoints=connection.endpoints)
 

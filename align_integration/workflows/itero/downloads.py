@@ -23,6 +23,7 @@ from align_integration.client.itero import IteroDownloadIncomplete
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.models import CaseAsset, CaseEvent, IteroConnection, IteroScan
+from align_integration.outbound import outbound_paused
 from align_integration.signals import scan_received
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
@@ -153,9 +154,10 @@ def download_scan(scan: IteroScan) -> bool:
     """Try to download ``scan`` now; True when it was downloaded and stored.
 
     Never raises for iTero or archive problems: the outcome is on the scan (retry
-    scheduled, failed, or waiting for the pairing) and in the case's timeline.
+    scheduled, failed, or waiting for the pairing) and in the case's timeline.  While
+    outbound traffic is paused the scan is left as it is (due), with no attempt counted.
     """
-    if scan.case_id is None:
+    if scan.case_id is None or outbound_paused():
         return False
     if not _claim(scan):
         return False

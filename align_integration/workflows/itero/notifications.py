@@ -19,6 +19,7 @@ from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.models import IteroConnection, IteroNotification
+from align_integration.outbound import outbound_paused
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
     IteroNotPaired,
@@ -67,7 +68,12 @@ def _retry_later(rows: list[IteroNotification], error: AlignError, reason: str) 
 
 
 def process_notifications(limit: int = 50) -> int:
-    """Confirm and act on the stored notifications that are due; returns how many were handled."""
+    """Confirm and act on the stored notifications that are due; returns how many were handled.
+
+    While outbound traffic is paused nothing is handled: the notifications stay due.
+    """
+    if outbound_paused():
+        return 0
     now = timezone.now()
     due = list(
         IteroNotification.objects.filter(state=IteroNotification.RECEIVED)

@@ -5,7 +5,8 @@ The flow a staff member follows (see docs/itero.md): ``connect`` sends the brows
 iTero login page; the OAuth callback calls :func:`complete_authorization` (code exchange,
 Discovery, the lab accounts); choosing an account calls :func:`pair_account`, which gives
 iTero the notification URL.  :func:`unpair_account` un-pairs (for every user of that
-account) and logs out.
+account) and logs out.  Each raises :class:`~align_integration.outbound.OutboundPaused`
+while outbound traffic is paused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.utils import timezone
 from align_integration.client.errors import AlignError
 from align_integration.client.itero import IteroClient
 from align_integration.models import IteroConnection
+from align_integration.outbound import ensure_outbound_allowed
 from align_integration.workflows.itero.connection import (
     IteroNotPaired,
     apply_discovery,
@@ -36,6 +38,7 @@ class UnknownLabAccount(ValueError):
 
 def login_redirect_url(*, redirect_uri: str, state: str) -> str:
     """The iTero login page URL to send the browser to."""
+    ensure_outbound_allowed()
     client = IteroClient()
     try:
         return client.login_url(redirect_uri=redirect_uri, state=state)
@@ -59,6 +62,7 @@ def lab_accounts(accounts: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def complete_authorization(code: str, redirect_uri: str) -> list[dict[str, str]]:
     """Exchange the code, keep the token set, run Discovery, list the accounts."""
+    ensure_outbound_allowed()
     client = IteroClient()
     try:
         token_set = client.exchange_code(code, redirect_uri)
@@ -89,6 +93,7 @@ def list_lab_accounts() -> list[dict[str, str]]:
 
 def pair_account(account_number: str, callback_url: str, *, user: Any = None) -> IteroConnection:
     """Pair with ``account_number``, giving ``callback_url`` for scan notifications."""
+    ensure_outbound_allowed()
     connection = IteroConnection.load()
     if connection.state == IteroConnection.UNPAIRED or not connection.refresh_token:
         raise IteroNotPaired("sign in to iTero before pairing")
@@ -128,6 +133,7 @@ def unpair_account(*, user: Any = None) -> tuple[IteroConnection, bool]:
     is left (needs re-pairing) only the local pairing is dropped.  A transient iTero error
     is raised and nothing changes.
     """
+    ensure_outbound_allowed()
     connection = IteroConnection.load()
     confirmed = False
     if connection.account_number and connection.state in (

@@ -16,6 +16,7 @@ from align_integration.client.errors import AlignError
 from align_integration.conf import get_setting
 from align_integration.locks import try_acquire_throttle
 from align_integration.models import IteroConnection
+from align_integration.outbound import outbound_paused
 from align_integration.workflows.itero.connection import itero_client
 from align_integration.workflows.itero.scans import register_order
 
@@ -38,7 +39,7 @@ def poll_orders(*, force: bool = False) -> int:
     tests); iTero's own rate advice still applies.
     """
     connection = IteroConnection.load()
-    if not connection.is_paired:
+    if not connection.is_paired or outbound_paused():  # paused: keep the window unspent
         return 0
     if not force and not claim_poll_window():
         return 0

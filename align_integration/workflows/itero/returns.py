@@ -7,6 +7,7 @@ from typing import Any
 
 from align_integration.client.errors import AlignError
 from align_integration.models import CaseEvent, IteroScan
+from align_integration.outbound import ensure_outbound_allowed
 from align_integration.workflows.itero.connection import itero_client
 from align_integration.workflows.timeline import record
 
@@ -19,8 +20,10 @@ def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> 
     """Ask iTero to send ``scan``'s order back to the doctor; raise ``AlignError`` on failure.
 
     The reason is sent to iTero as written by staff; it is not logged, and the timeline
-    only notes that a reason was given.
+    only notes that a reason was given.  Raises ``OutboundPaused`` (nothing sent, nothing
+    changed) while outbound traffic is paused.
     """
+    ensure_outbound_allowed()
     reason = (reason or "").strip()[:MAX_REASON]
     if not reason:
         raise ValueError("a reason is required to return a scan")

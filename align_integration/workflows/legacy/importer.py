@@ -1,4 +1,5 @@
-"""Importing the old in-repo tool's records: sales orders and acceptance screenshots.
+"""Importing the old in-repo tool's records: sales orders, acceptance screenshots, and the
+treatment plans of cases in flight.
 
 The old tool (``tools.align``) kept Align's sales order records in ``cases_align_orders`` and
 the providers' acceptance screenshots in ``cases_case_asset`` (kind ``CCACCEPTSCREEN``, the
@@ -6,6 +7,9 @@ file itself in the old vault).  This flow copies them into :class:`AlignOrder`
 (``source="legacy"``) and :class:`CaseAsset` (``source="legacy"``,
 ``source_ref="legacy:<old id>"``, no file: ``vault_id`` and ``external_key`` are what a
 ClinCheck accept sends), reading the legacy tables in the same database or CSV exports of them.
+Every case whose sales orders are imported is marked as sent (:mod:`.marking`), so the app
+never sends it again; treatment plans and statuses (:mod:`.plans`) let a case waiting for
+review at cutover be approved or revised on day one.
 
 Idempotent: an order that is already there (the ``AlignOrder`` unique constraint) and an asset
 whose ``source_ref`` exists are skipped, so a re-run imports nothing twice.  Every row ends up
@@ -29,9 +33,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from align_integration.adapters import CaseAdapter, get_adapter
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
+from align_integration.workflows.legacy.marking import mark_sent
+from align_integration.workflows.legacy.plans import check_plan_row, import_plan
 from align_integration.workflows.legacy.sources import (
     ASSETS,
     ORDERS,
+    PLANS,
     TITLES,
     InvalidRow,
     LegacyImportError,
@@ -97,8 +104,9 @@ class RowNote:
     reason: str
 
     def __str__(self) -> str:
-        case = f", case {self.case_ref}" if self.case_ref else ""
-        return f"{self.location}{case}: {self.reason}"
+        where = [self.location] if self.location else []
+        where += [f"case {self.case_ref}"] if self.case_ref else []
+        return f"{', '.join(where)}: {self.reason}"
 
 
 @dataclass
@@ -111,6 +119,10 @@ class SectionReport:
     imported: int = 0
     skipped: list[RowNote] = field(default_factory=list)
     invalid: list[RowNote] = field(default_factory=list)
+    #: Cases marked as sent (sales orders), or plans that now await the provider's review.
+    marked: int = 0
+    #: Things to check that are not row errors (a case not marked as sent, and why).
+    notes: list[RowNote] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -131,11 +143,13 @@ class LegacyImporter:
         }
         self._cases: dict[str, Any] = {}
         self._seen: set[tuple[Any, ...]] = set()
-        self._imported: dict[Any, tuple[Any, int, int]] = {}
+        self._imported: dict[Any, tuple[Any, dict[str, int]]] = {}
+        self._order_cases: dict[Any, tuple[Any, str]] = {}
+        self._report: SectionReport | None = None
 
     def run(self, source: Source) -> SectionReport:
-        report = SectionReport(source.kind, source.label)
-        handle = self._order if source.kind == ORDERS else self._asset
+        report = self._report = SectionReport(source.kind, source.label)
+        handle = {ORDERS: self._order, ASSETS: self._asset, PLANS: self._plan}[source.kind]
         for row in read_rows(source):
             report.rows += 1
             case_ref = _printable(row.values.get("case_id"))
@@ -148,6 +162,8 @@ class LegacyImporter:
                     report.skipped.append(RowNote(row.location, case_ref, skipped))
                 else:
                     report.imported += 1
+        if source.kind == ORDERS:
+            self._mark_sent(report)
         logger.info(
             "legacy_import kind=%s rows=%d imported=%d skipped=%d invalid=%d dry_run=%s",
             source.kind,
@@ -159,13 +175,23 @@ class LegacyImporter:
         )
         return report
 
+    def _mark_sent(self, report: SectionReport) -> None:
+        """Mark every case of a valid sales order row as sent (the old tool sent it)."""
+        for case, legacy_case_id in self._order_cases.values():
+            marking = mark_sent(case, legacy_case_id, self.adapter, dry_run=self.dry_run)
+            report.marked += int(marking.marked)
+            if marking.note:
+                report.notes.append(RowNote("", _printable(legacy_case_id), marking.note))
+        self._order_cases.clear()
+
     def finish(self) -> None:
         """One ``legacy_import`` timeline entry for every case that received records."""
         if self.dry_run:
             return
-        for case, orders, assets in self._imported.values():
-            parts = [f"{orders} sales order(s)"] if orders else []
-            parts += [f"{assets} acceptance screenshot(s)"] if assets else []
+        for case, counts in self._imported.values():
+            parts = [f"{counts['orders']} sales order(s)"] if counts["orders"] else []
+            parts += [f"{counts['assets']} acceptance screenshot(s)"] if counts["assets"] else []
+            parts += [f"{counts['plans']} treatment plan(s)"] if counts["plans"] else []
             record(
                 case,
                 "legacy_import",
@@ -192,9 +218,10 @@ class LegacyImporter:
                 continue
         return None
 
-    def _counted(self, case: Any, orders: int = 0, assets: int = 0) -> None:
-        _, had_orders, had_assets = self._imported.get(case.pk, (case, 0, 0))
-        self._imported[case.pk] = (case, had_orders + orders, had_assets + assets)
+    def _counted(self, case: Any, **counts: int) -> None:
+        _, had = self._imported.setdefault(case.pk, (case, {"orders": 0, "assets": 0, "plans": 0}))
+        for name, count in counts.items():
+            had[name] += count
 
     def _order(self, row: LegacyRow) -> str:
         problems: list[str] = []
@@ -213,6 +240,7 @@ class LegacyImporter:
         if problems or order_type is None or created is None:
             raise InvalidRow("; ".join(problems))
         case = self._case(case_ref)
+        self._order_cases.setdefault(case.pk, (case, case_ref))
         key = (ORDERS, case.pk, order_type, number)
         if key in self._seen:
             return "duplicate of an earlier row"
@@ -284,6 +312,31 @@ class LegacyImporter:
             except IntegrityError:
                 return "already imported"
         self._counted(case, assets=1)
+        return ""
+
+    def _plan(self, row: LegacyRow) -> str:
+        problems: list[str] = []
+        case_ref = row.text("case_id")
+        if not case_ref:
+            problems.append("missing case id")
+        plan_id, version, status = check_plan_row(row, problems)
+        received = self._moment(row, "received_at", "received date", problems, required=True)
+        if problems or version is None or received is None:
+            raise InvalidRow("; ".join(problems))
+        case = self._case(case_ref)
+        skipped, awaiting = import_plan(
+            case,
+            plan_id=plan_id,
+            version=version,
+            status=status,
+            received_at=received,
+            dry_run=self.dry_run,
+        )
+        if skipped:
+            return skipped
+        if awaiting and self._report is not None:
+            self._report.marked += 1
+        self._counted(case, plans=1)
         return ""
 
     def _moment(

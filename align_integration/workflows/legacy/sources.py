@@ -1,8 +1,9 @@
 """Reading the old in-repo tool's records: its tables in this database, or CSV exports.
 
-A :class:`Source` says where one kind of record (sales orders, acceptance screenshots)
-comes from and which column holds each field; :func:`read_rows` yields its rows with
-where each came from (``line 5`` of a CSV, ``id 12`` of a table) for the import report.
+A :class:`Source` says where one kind of record (sales orders, acceptance screenshots,
+treatment plans of cases in flight) comes from and which column holds each field;
+:func:`read_rows` yields its rows with where each came from (``line 5`` of a CSV,
+``id 12`` of a table) for the import report.
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ from django.db import connections
 from align_integration.conf import get_setting
 from align_integration.models import CaseAsset
 
-ORDERS, ASSETS = "orders", "assets"
+ORDERS, ASSETS, PLANS = "orders", "assets", "plans"
+KINDS = (ORDERS, ASSETS, PLANS)
 FIELDS = {
     ORDERS: ("id", "case_id", "order_type", "sales_order_number", "patient_id", "created"),
     ASSETS: ("id", "case_id", "kind", "vault_id", "external_key", "date_created", "date_removed"),
+    PLANS: ("case_id", "plan_id", "version", "status", "received_at"),
 }
 #: Columns that must exist in the source (their values are checked row by row).
 REQUIRED = {
     ORDERS: ("case_id", "order_type", "sales_order_number", "patient_id", "created"),
     ASSETS: ("id", "case_id", "vault_id", "external_key", "date_created"),
+    PLANS: ("case_id", "plan_id", "version", "status", "received_at"),
 }
-TITLES = {ORDERS: "Sales orders", ASSETS: "Acceptance screenshots"}
+TITLES = {ORDERS: "Sales orders", ASSETS: "Acceptance screenshots", PLANS: "Treatment plans"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Ids printed in the report: numbers and UUIDs only, so a misaligned CSV column holding a
 # name or a date of birth is never echoed.
@@ -83,7 +87,7 @@ def make_source(
     return Source(
         kind=kind,
         columns={name: str(merged.get(name) or "").strip() for name in FIELDS[kind]},
-        table="" if csv_path else (table or config[f"{prefix}_TABLE"]),
+        table="" if csv_path else (table or config.get(f"{prefix}_TABLE") or ""),
         csv_path=csv_path,
         database=database,
     )

@@ -3,8 +3,14 @@
 Resumable: the Align ids are kept on ``AlignCase`` and every remote step is a
 ``RemoteOperation`` with a stored idempotency key, so running again after any failure
 starts at the failed step and never creates a second patient or order, also when the
-failure was ambiguous (the find calls are asked first).  A lease on ``AlignCase`` keeps
-two runs for one case from acting at once.
+failure was ambiguous.  A lease on ``AlignCase`` keeps two runs for one case from acting
+at once.
+
+Cases already at Align are never created again: a case marked as sent (by this app, or by
+``align_import_legacy`` for the old tool's cases) is not sent; a case whose sales order is
+known takes its patient (and order) from it; and before the first create-patient and
+create-order the service's find calls are asked, adopting what Align holds already.  Two
+candidates at Align are a conflict: nothing is created and staff are told.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from align_integration.adapters import (
     iso_date,
     normalize_gender,
 )
-from align_integration.cases import can_send_to_align
-from align_integration.client.errors import AlignNotFound, AlignRequestRejected
+from align_integration.cases import align_sales_order_number, can_send_to_align
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CaseEvent, RemoteOperation
+from align_integration.outbound import OutboundPaused, outbound_paused
 from align_integration.workflows.operations import (
     Attempt,
     OperationBusy,
@@ -38,11 +44,20 @@ from align_integration.workflows.operations import (
     patient_or_refusal,
     run_operation,
 )
+from align_integration.workflows.orders.at_align import (
+    order_at_align,
+    patient_at_align,
+    sales_order_patient,
+)
 from align_integration.workflows.orders.uploads import NO_FILES, send_upload, upload_operation
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, user_of
 
 ACTION = "initiate_order"
+NO_CHIEF_CONCERN = (
+    "The chief concern is empty: set ALIGN_INTEGRATION['CHIEF_CONCERN'] or override "
+    "CaseAdapter.chief_concern."
+)
 
 
 def align_state(case: Any) -> AlignCase:
@@ -104,10 +119,14 @@ class OrderSender:
         self.adapter = adapter
         self.case_id = adapter.case_reference(case)
         self.patient = patient
+        self.chief_concern = str(adapter.chief_concern(case) or "").strip()
 
     def create_patient(self, state: AlignCase) -> str:
         if state.patient_id:
             return state.patient_id
+        known = sales_order_patient(self.case)
+        if known:  # Align named the patient in a sales order: it exists at Align already
+            return self._adopt(state, "patient_id", known, f"Align patient {known}")
         patient = self.patient
         gender = normalize_gender(patient.gender)
         operation = operation_for(
@@ -126,6 +145,7 @@ class OrderSender:
                     f"Patient gender is unknown; sent to Align as {gender} because Align "
                     "accepts only M or F. Set the gender and correct it at Align if needed.",
                     user=self.user,
+                    note=True,
                 )
         body = {
             "caseId": self.case_id,
@@ -138,16 +158,11 @@ class OrderSender:
             "phone": patient.phone,
         }
 
-        def reconcile() -> dict[str, Any] | None:
-            results = _found(lambda: self.client.find_patients(self.case_id))
-            found = [r for r in results if r.get("patientId")]
-            return {"patientId": str(found[0]["patientId"])} if found else None
-
         answer = run_operation(
             operation,
             Attempt(
                 call=lambda key: self.client.create_patient(body, idempotency_key=key),
-                reconcile=reconcile,
+                reconcile=lambda: patient_at_align(self.client, self.case_id),
                 patient=patient,
                 label="Create patient",
             ),
@@ -163,6 +178,9 @@ class OrderSender:
     def create_order(self, state: AlignCase) -> str:
         if state.order_id:
             return state.order_id
+        sales_order = align_sales_order_number(self.case)
+        if sales_order:  # Align sent a primary sales order: the order exists at Align
+            return self._adopt(state, "order_id", sales_order, f"primary sales order {sales_order}")
         order_type = get_setting("PRIMARY_ORDER_TYPE")
         operation = operation_for(
             self.case,
@@ -176,20 +194,16 @@ class OrderSender:
             "mrn": self.patient.mrn,
             "orderType": order_type,
             "treatmentOption": self.adapter.treatment_option(self.case),
-            "chiefConcern": get_setting("CHIEF_CONCERN"),
+            "chiefConcern": self.chief_concern,
         }
-
-        def reconcile() -> dict[str, Any] | None:
-            for found in _found(lambda: self.client.find_orders(self.case_id)):
-                if found.get("orderId") and found.get("orderType", order_type) == order_type:
-                    return {"orderId": str(found["orderId"])}
-            return None
 
         answer = run_operation(
             operation,
             Attempt(
                 call=lambda key: self.client.create_order(body, idempotency_key=key),
-                reconcile=reconcile,
+                reconcile=lambda: order_at_align(
+                    self.client, self.case_id, order_type, state.patient_id
+                ),
                 patient=self.patient,
                 label=f"Create primary order ({order_type})",
             ),
@@ -201,6 +215,20 @@ class OrderSender:
         AlignCase.objects.filter(pk=state.pk).update(order_id=order_id)
         state.order_id = order_id
         return order_id
+
+    def _adopt(self, state: AlignCase, field: str, value: str, what: str) -> str:
+        """Take an id Align gave in a sales order instead of creating the thing again."""
+        AlignCase.objects.filter(pk=state.pk).update(**{field: value})
+        setattr(state, field, value)
+        record(
+            self.case,
+            ACTION,
+            CaseEvent.INFO,
+            f"Already at Align: {what} is known from the case's sales orders; not created again.",
+            user=self.user,
+            note=True,
+        )
+        return value
 
     def upload_assets(self, state: AlignCase) -> None:
         if state.assets_uploaded_at:
@@ -219,18 +247,6 @@ class OrderSender:
         state.refresh_from_db(fields=["assets_uploaded_at"])
 
 
-def _found(find: Any) -> list[dict[str, Any]]:
-    """A find call's results; a service that answers 404 or refuses the call found nothing.
-
-    The POST that follows carries the operation's idempotency key, so a service that
-    cannot be asked still does not act twice if it honours the key.
-    """
-    try:
-        return list(find())
-    except (AlignNotFound, AlignRequestRejected):
-        return []
-
-
 def _protocol_error(operation: RemoteOperation, message: str) -> OperationFailed:
     RemoteOperation.objects.filter(pk=operation.pk).update(
         state=RemoteOperation.FAILED, last_errors=[message]
@@ -239,20 +255,46 @@ def _protocol_error(operation: RemoteOperation, message: str) -> OperationFailed
     return OperationFailed(operation, 502, [message])
 
 
+def _refuse_while_paused(case: Any, user: Any) -> None:
+    """While outbound traffic is paused: say so on the timeline and raise ``OutboundPaused``."""
+    if outbound_paused():
+        record(
+            case,
+            ACTION,
+            CaseEvent.SKIPPED,
+            "Not sent: outbound traffic to Align is paused (switch align-outbound-paused).",
+            status_code=503,
+            user=user,
+            note=True,
+        )
+        raise OutboundPaused
+
+
 def initiate_align_order(
     request_or_user: Any, case: Any, *, client: AlignServiceClient | None = None
 ) -> AlignResult:
-    """Send ``case`` to Align, or resume where an earlier run stopped."""
+    """Send ``case`` to Align, or resume where an earlier run stopped.
+
+    Raises :class:`~align_integration.outbound.OutboundPaused` while outbound traffic is
+    paused (a case already at Align still answers success: nothing would be sent).
+    """
     user = user_of(request_or_user)
+    known = AlignCase.objects.filter(case=case).first()
+    if known is not None and known.order_sent:
+        record(case, ACTION, CaseEvent.SKIPPED, "Already at Align; nothing sent.", user=user)
+        return AlignResult.success()
+    _refuse_while_paused(case, user)
     eligibility = can_send_to_align(case)
     if not eligibility.ok:
         errors = [f"Not met: {label}" for label in eligibility.failed]
-        record(case, ACTION, CaseEvent.FAILED, "; ".join(errors), status_code=400, user=user)
+        record(
+            case, ACTION, CaseEvent.FAILED, "; ".join(errors), status_code=400, user=user, note=True
+        )
         return AlignResult(400, errors)
 
     state = align_state(case)
     if state.order_sent:
-        record(case, ACTION, CaseEvent.SKIPPED, "Already sent to Align; nothing to do.", user=user)
+        record(case, ACTION, CaseEvent.SKIPPED, "Already at Align; nothing sent.", user=user)
         return AlignResult.success()
 
     lease = _claim_case(state)
@@ -267,8 +309,18 @@ def initiate_align_order(
             return patient
         sender = OrderSender(case, user, client or AlignServiceClient(), adapter, patient)
         problems = _patient_problems(sender.patient)
+        if not sender.chief_concern:
+            problems.append(NO_CHIEF_CONCERN)
         if problems:
-            record(case, ACTION, CaseEvent.FAILED, " ".join(problems), status_code=400, user=user)
+            record(
+                case,
+                ACTION,
+                CaseEvent.FAILED,
+                " ".join(problems),
+                status_code=400,
+                user=user,
+                note=True,
+            )
             return AlignResult(400, problems)
         state.refresh_from_db()
         if state.align_case_id != sender.case_id:
@@ -280,7 +332,7 @@ def initiate_align_order(
             sender.create_order(state)
             sender.upload_assets(state)
         except NothingToUpload:
-            record(case, ACTION, CaseEvent.FAILED, NO_FILES, status_code=400, user=user)
+            record(case, ACTION, CaseEvent.FAILED, NO_FILES, status_code=400, user=user, note=True)
             return AlignResult(400, [NO_FILES])
         except OperationBusy:
             message = "A step of this case is being retried right now; try again shortly."
@@ -304,6 +356,7 @@ def initiate_align_order(
             f"Sent to Align (patient {state.patient_id}, order {state.order_id}).",
             status_code=200,
             user=user,
+            note=True,
         )
         transaction.on_commit(
             lambda: signals.order_initiated.send(sender=AlignCase, case=case, align_case=state)

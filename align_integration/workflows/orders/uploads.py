@@ -18,6 +18,7 @@ from align_integration.adapters import AssetRef, CaseAdapter, PatientData, get_a
 from align_integration.cases import align_patient_id
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignCase, CaseEvent, RemoteOperation
+from align_integration.outbound import OutboundPaused, outbound_paused
 from align_integration.workflows.operations import (
     Attempt,
     operation_for,
@@ -133,6 +134,8 @@ def upload_case_assets(
     """Upload the case's current scan files for a case that already has an Align patient.
 
     Once per file set: a second call for the same files answers success without sending.
+    Raises :class:`~align_integration.outbound.OutboundPaused` while outbound traffic is
+    paused.
     """
     if not case_patient_id(case):
         record(case, RemoteOperation.UPLOAD_ASSETS, CaseEvent.FAILED, NO_PATIENT, status_code=409)
@@ -143,4 +146,14 @@ def upload_case_assets(
         return AlignResult(400, [NO_FILES])
     if operation.state == RemoteOperation.SUCCEEDED:
         return AlignResult.success()
+    if outbound_paused():
+        record(
+            case,
+            RemoteOperation.UPLOAD_ASSETS,
+            CaseEvent.SKIPPED,
+            "Not sent: outbound traffic to Align is paused (switch align-outbound-paused).",
+            status_code=503,
+            operation=operation,
+        )
+        raise OutboundPaused(operation=operation)
     return perform_upload(operation, user=user, client=client)
