@@ -39,3 +39,68 @@ class CaseNumberAdapter(CaseAdapter):
             gender="female",
             mrn=patient.medical_record_number,
         )
+
+
+class NotingAdapter(CaseAdapter):
+    """The default mapping, writing the app's notes as the host's own case notes."""
+
+    def add_case_note(self, case: Any, text: str, user: Any) -> None:
+        from tests.testapp.models import CaseNote
+
+        CaseNote.objects.create(case=case, text=text, user=user)
+
+    def on_treatment_plan_ready(self, case: Any) -> None:
+        case.status = "IN_PROVIDER_PORTAL"
+        case.save(update_fields=["status"])
+
+
+class VaultHostAdapter(NotingAdapter):
+    """A host with its own scan storage and its own vault (tests.testapp.models), a chief
+    concern of its own, and case notes: every cutover adapter method overridden."""
+
+    def stl_files(self, case: Any) -> Any:
+        from align_integration.adapters import AssetRef
+
+        return [
+            AssetRef(name=scan.name, vault_id=scan.vault_id, external_key=scan.external_key)
+            for scan in case.scan_files.filter(removed=False).order_by("pk")
+        ]
+
+    def store_acceptance_screenshot(self, case: Any, jpeg: bytes, user: Any) -> Any:
+        from align_integration.adapters import AssetRef
+        from tests.testapp.models import VaultScreenshot
+
+        number = VaultScreenshot.objects.count() + 1
+        shot = VaultScreenshot.objects.create(
+            case=case,
+            vault_id=f"VAULT-{case.pk}-{number}",
+            external_key=f"vault/screens/{case.pk}/{number}.jpg",
+            content=jpeg,
+        )
+        return AssetRef(
+            name="acceptance.jpg", vault_id=shot.vault_id, external_key=shot.external_key
+        )
+
+    def chief_concern(self, case: Any) -> str:
+        return f"Crowding ({case.photo_assessment.treatment_option})"
+
+
+class FailingNotesAdapter(CaseAdapter):
+    """A host whose case notes fail: with patient data in the message, and in the database."""
+
+    def add_case_note(self, case: Any, text: str, user: Any) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:  # a failed statement inside the transaction
+            cursor.execute("SELECT * FROM no_such_case_note_table")
+        raise RuntimeError(f"note for {case.patient.last_name} failed")  # pragma: no cover
+
+
+class CaseNumberLookupAdapter(CaseAdapter):
+    """A host whose URLs name cases by their case number only."""
+
+    def get_case(self, case_ref: str) -> Any:
+        found = self.case_model._default_manager.filter(case_number=str(case_ref)).first()
+        if found is None:
+            raise LookupError("no case with that number")
+        return found

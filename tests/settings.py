@@ -87,6 +87,7 @@ ALIGN_INTEGRATION = {
     },
     "TOKEN_CACHE": "default",
     "CALLBACK_SECRETS": ["whsec_dGVzdC1zZWNyZXQtb25lLTEyMzQ1Njc4OTA="],
+    "CHIEF_CONCERN": "Crowding and spacing",
 }
 # The test run is one process with LocMem; the Redis-marked tests use Redis explicitly.
 SILENCED_SYSTEM_CHECKS = ["align_integration.W002"]

@@ -111,3 +111,24 @@ def test_polling_every_two_minutes_or_slower_passes(settings: Any) -> None:
     assert "align_integration.E011" not in ids(settings)
     configure(settings, ITERO={"POLL_INTERVAL": 600})
     assert "align_integration.E011" not in ids(settings)
+
+
+def test_an_empty_chief_concern_is_e012_unless_the_adapter_gives_one(settings: Any) -> None:
+    configure(settings, CHIEF_CONCERN="")
+    problems = ids(settings)
+    assert "CHIEF_CONCERN" in problems["align_integration.E012"]
+    configure(settings, CHIEF_CONCERN="   ")
+    assert "align_integration.E012" in ids(settings)
+    # A host whose adapter says the chief concern itself needs no setting.
+    configure(settings, CASE_ADAPTER="tests.adapters.VaultHostAdapter")
+    assert "align_integration.E012" not in ids(settings)
+    configure(settings, CASE_ADAPTER="tests.adapters.NotingAdapter")
+    assert "align_integration.E012" in ids(settings)
+    configure(settings, CHIEF_CONCERN="Crowding and spacing")
+    assert "align_integration.E012" not in ids(settings)
+
+
+def test_chief_concern_has_no_default() -> None:
+    from align_integration.defaults import DEFAULTS
+
+    assert DEFAULTS["CHIEF_CONCERN"] == ""

@@ -43,7 +43,16 @@ def test_all_checks_pass(align_sandbox: Any, settings: Any) -> None:
     assert code == 0, out
     assert lines(out) == {
         name: "OK"
-        for name in ("settings", "cache", "token", "service", "tasks", "backlog", "itero")
+        for name in (
+            "settings",
+            "cache",
+            "token",
+            "service",
+            "tasks",
+            "backlog",
+            "itero",
+            "outbound",
+        )
     }
     assert "new bearer token obtained" in out
     assert "not configured" in out
