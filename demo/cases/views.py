@@ -1,7 +1,8 @@
-"""The demo's own pages: home, the staff and provider case lists, and two staff actions.
+"""The demo's own pages: home, the staff and provider case lists, the staff case page, and
+a few staff actions.
 
-The Align pages themselves (the staff panel, the provider review) are the app's views;
-these pages only list the cases and link to them, as a host's portals would.
+The staff case page embeds the app's panel (``{% align_panel case %}``) above the
+prescription, where the old tool showed it; the provider review is the app's own page.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from align_integration.models import AlignCase, CaseEvent
+from align_integration.models import AlignCase, CaseAsset, CaseEvent
 from align_integration.signals import aligners_purchased
 from cases.models import Case, Patient
 
@@ -27,6 +28,10 @@ staff_only = staff_member_required(login_url="login")
 
 def _panel_url(case: Case) -> str:
     return reverse("align_integration:staff-align-panel", kwargs={"case_ref": str(case.uuid)})
+
+
+def _case_url(case: Case) -> str:
+    return reverse("staff-case", kwargs={"case_uuid": case.uuid})
 
 
 def _align_states(cases: list[Case]) -> dict[int, AlignCase]:
@@ -54,10 +59,23 @@ def staff_cases(request: HttpRequest) -> HttpResponse:
             "state": states.get(case.pk),
             "sales_order_number": case.align_sales_order_number,
             "panel_url": _panel_url(case),
+            "case_url": _case_url(case),
         }
         for case in cases
     ]
     return render(request, "demo/staff_cases.html", {"rows": rows, "genders": Patient.GENDERS})
+
+
+@staff_only
+def staff_case(request: HttpRequest, case_uuid: str) -> HttpResponse:
+    """The staff portal's case page: the Align panel above the prescription (as the old
+    tool had it), embedded with ``{% align_panel case %}``."""
+    case = get_object_or_404(
+        Case.objects.select_related("patient", "prescription__provider", "photo_assessment"),
+        uuid=case_uuid,
+    )
+    assets = CaseAsset.objects.current().filter(case=case).order_by("kind", "pk")
+    return render(request, "demo/case.html", {"case": case, "assets": assets})
 
 
 @staff_only
@@ -94,7 +112,7 @@ def mark_aligners_bought(request: HttpRequest, case_uuid: str) -> HttpResponse:
             level,
             f"Aligners bought — {event.action}: {event.get_outcome_display()}. {event.message}",
         )
-    return redirect(_panel_url(case))
+    return redirect(_case_url(case))
 
 
 @staff_only

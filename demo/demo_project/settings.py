@@ -80,7 +80,7 @@ DATABASES = {
     }
 }
 # One process (runserver) in the demo; production uses Redis so that every process
-# shares one Align token (the app's check align_integration.E006 insists outside DEBUG).
+# shares one Align token (the app warns, align_integration.W002, outside DEBUG).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 STATIC_URL = "/static/"
@@ -108,6 +108,8 @@ ALIGN_INTEGRATION = {
     },
     "TOKEN_CACHE": "default",
     "CALLBACK_SECRETS": [CALLBACK_SECRET],
+    # The old tool hard-coded its chief concern; a real project copies that value here.
+    "CHIEF_CONCERN": "Crowding and spacing",
     "ITERO": {
         "OAUTH_BASE_URL": SANDBOX_URL,
         "BASE_URL": SANDBOX_URL,

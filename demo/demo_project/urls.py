@@ -12,6 +12,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", views.home, name="home"),
     path("staff/cases/", views.staff_cases, name="staff-cases"),
+    path("staff/cases/<uuid:case_uuid>/", views.staff_case, name="staff-case"),
     path("staff/cases/<uuid:case_uuid>/gender/", views.set_gender, name="set-gender"),
     path(
         "staff/cases/<uuid:case_uuid>/aligners-bought/",
