@@ -12,7 +12,7 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E008 | ``ITERO`` is partly configured: a required key is missing |
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
 | align_integration.E010 | ``CALLBACK_PROCESSING`` is neither ``"inline"`` nor ``"deferred"`` |
-| align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 seconds (Align's polling guideline) |
+| align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 s (Align's polling guideline) |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 """
