@@ -1,4 +1,5 @@
-"""Run the sandbox by hand: ``python -m align_integration.sandbox --port 8765``.
+"""Run the sandbox by hand: ``python -m align_integration.testing.sandbox --port 8765``
+(or ``python -m align_integration.sandbox``, the same).
 
 Every option falls back to an ``ALIGN_SANDBOX_*`` environment variable (``--client-id`` to
 ``ALIGN_SANDBOX_CLIENT_ID`` and so on). Prints one line with the URL, then serves until
@@ -66,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         default=_env_flag("AUTO_CALLBACKS", True),
     )
+    parser.add_argument(
+        "--plan-viewer-url",
+        default=_env("PLAN_VIEWER_URL"),
+        help="template of the viewerUrl sent with treatment plans ({caseId}, {planId}, "
+        "{version}); default: none sent",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=int(_env("MAX_IN_FLIGHT", "0") or 0) or None,
+        help="requests served at once; one more is answered 429 (default: no cap)",
+    )
     parser.add_argument("--itero-client-id", default=_env("ITERO_CLIENT_ID", "itero-client"))
     parser.add_argument(
         "--itero-client-secret", default=_env("ITERO_CLIENT_SECRET", "itero-secret")
@@ -92,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         itero_client_id=options.itero_client_id,
         itero_client_secret=options.itero_client_secret,
         public_url=options.public_url,
+        plan_viewer_url=options.plan_viewer_url,
+        max_in_flight=options.max_in_flight,
     )
     stopping = threading.Event()
 

@@ -1,136 +1,81 @@
-"""Outgoing requests of the sandbox: signed Align callbacks and iTero scan notifications.
+"""The Align callbacks: signed events sent to the host's ``callbacks`` endpoint.
 
-Both vendors call the host back. The Align integration service signs its events the Standard
-Webhooks way (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``); iTero posts a bare
-JSON hint. :class:`Outbox` sends either, applies the faults staged for the ``callback`` and
-``notify`` calls, records every attempt, and never raises a delivery failure.
+:class:`CallbackSender` sends one event now (:meth:`~CallbackSender.send`) or a sequence in
+the background after the configured delay (:meth:`~CallbackSender.schedule`), as Align does
+after an order, a revision or an acceptance. Where they go, whether they go by themselves and
+the secret they are signed with are read from a :class:`CallbackConfig` at the time of
+sending, so a test may change them while the sandbox runs.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import logging
-import os
-import time
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
-import requests
-from standardwebhooks import Webhook
+from .signing import signed_event
 
-from .faults import FaultBook
-from .wire import Headers, RecordedRequest
-
-logger = logging.getLogger("align_integration.sandbox")
-
-DELIVERY_TIMEOUT = 10.0
+EventFactory = Callable[[], tuple[str, dict[str, Any]]]
+"""Makes one event ``(type, data)`` when it is sent, so its timestamps are the sending time."""
 
 
-def new_callback_secret() -> str:
-    """A fresh Standard Webhooks secret, ``whsec_<base64>``."""
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+class CallbackConfig(Protocol):
+    """The callback settings (the :class:`~.server.Sandbox`'s attributes of the same names)."""
+
+    callback_url: str | None
+    callback_secret: str
+    auto_callbacks: bool
+    callback_delay: float
 
 
-def iso_utc(moment: datetime | None = None) -> str:
-    """ISO 8601 in UTC with a ``Z``, microseconds kept so that event order is unambiguous."""
-    moment = (moment or datetime.now(UTC)).astimezone(UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+class Poster(Protocol):
+    def post(self, call: str, url: str, payload: bytes, headers: dict[str, str]) -> int: ...
 
 
-def as_datetime(timestamp: datetime | float | None) -> datetime:
-    """A timezone-aware UTC datetime from a datetime, a Unix time, or now."""
-    if timestamp is None:
-        return datetime.now(UTC)
-    if isinstance(timestamp, datetime):
-        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(float(timestamp), UTC)
+class Spawner(Protocol):
+    @property
+    def generation(self) -> int: ...
+
+    def spawn(self, work: Callable[[], Any], delay: float = 0.0) -> None: ...
 
 
-def signed_event(
-    event_type: str,
-    data: dict[str, Any],
-    secret: str,
-    webhook_id: str | None = None,
-    timestamp: datetime | float | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one signed callback."""
-    moment = as_datetime(timestamp)
-    message_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    payload = json.dumps({"type": event_type, "timestamp": iso_utc(moment), "data": data})
-    headers = {
-        "Content-Type": "application/json",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, moment, payload),
-    }
-    return payload.encode(), headers
+class CallbackSender:
+    """Signs and sends Align callbacks, now or in the background."""
 
+    def __init__(self, config: CallbackConfig, outbox: Poster, background: Spawner) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._background = background
 
-class Outbox:
-    """Delivers the sandbox's outgoing POSTs with faults applied and every attempt recorded."""
-
-    def __init__(self, record: Callable[[RecordedRequest], None], faults: FaultBook) -> None:
-        self._record = record
-        self._faults = faults
-
-    def post(self, call: str, url: str, payload: bytes, headers: dict[str, str]) -> int:
-        """POST ``payload`` to ``url``; the status the host answered, or 0 when none was.
-
-        Only the host is logged: a notification URL carries its secret as a path segment.
-        """
-        parts = urlsplit(url)
-        try:
-            parsed_json = json.loads(payload)
-        except ValueError:
-            parsed_json = None
-        record = RecordedRequest(
-            call=call,
-            method="POST",
-            path=parts.path or "/",
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers=Headers(headers),
-            body=payload,
-            json=parsed_json,
-            form=None,
-            idempotency_key=None,
-            at=time.time(),
-            url=url,
+    def send(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        url: str | None = None,
+        secret: str | None = None,
+        webhook_id: str | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> int:
+        """Send one signed callback now; the status the host answered (0: none)."""
+        target = url or self._config.callback_url
+        if not target:
+            raise ValueError("no callback URL: pass url= or set callback_url")
+        payload, headers = signed_event(
+            event_type, data, secret or self._config.callback_secret, webhook_id, timestamp
         )
-        self._record(record)
-        fault = self._faults.take(call)
-        if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop is not None or fault.status is not None:
-                record.error = "not sent: injected fault"
-                logger.info(
-                    "outgoing call=%s method=POST host=%s status=none error=injected_fault",
-                    call,
-                    parts.netloc,
-                )
-                return 0
-        started = time.monotonic()
-        try:
-            response = requests.post(url, data=payload, headers=headers, timeout=DELIVERY_TIMEOUT)
-        except requests.RequestException as err:
-            record.error = f"{type(err).__name__}: {err}"
-            logger.warning(
-                "outgoing call=%s method=POST host=%s status=none error=%s",
-                call,
-                parts.netloc,
-                type(err).__name__,
-            )
-            return 0
-        record.status = response.status_code
-        logger.info(
-            "outgoing call=%s method=POST host=%s status=%s duration_ms=%d",
-            call,
-            parts.netloc,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return response.status_code
+        return self._outbox.post("callback", target, payload, headers)
+
+    def schedule(self, events: Sequence[EventFactory]) -> None:
+        """Send ``events`` in order after ``callback_delay``, if automatic callbacks are on."""
+        if not (self._config.auto_callbacks and self._config.callback_url):
+            return
+        generation = self._background.generation
+
+        def deliver() -> None:
+            for make_event in events:
+                if generation != self._background.generation or not self._config.callback_url:
+                    return
+                event_type, data = make_event()
+                self.send(event_type, data)
+
+        self._background.spawn(deliver, delay=self._config.callback_delay)

@@ -1,165 +1,330 @@
 """Control endpoints under ``/__sandbox__/``: drive and inspect the sandbox over HTTP.
 
-Another process (a browser during a demo, a host project's end-to-end test) can read the
-recorded requests, stage faults, reset, create and update iTero scans, and send a signed
-callback. Control requests are neither recorded nor subject to faults.
+Another process (a browser during a demo, a host project's end-to-end test, a benchmark)
+can read the recorded requests and their counts, stage faults, latency and an in-flight cap,
+reset, stage drift at Align (patients and orders made or deleted outside the app), drive the
+iTero lab (accounts, scans, revisions, statuses), change the callback settings and send a
+signed callback. Control requests are neither recorded nor subject to faults.
+Bodies are JSON objects with the Python API's argument names (HTML forms for the page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from html import escape
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
-from .wire import ApiError, Reply, Request
+from werkzeug.wrappers import Response
 
-if TYPE_CHECKING:
-    from .server import Sandbox
-
-Handler = Callable[[Request, dict[str, str]], Reply]
-PREFIX = "/__sandbox__"
-_SCAN_INT_FIELDS = ("stl_count", "size", "not_ready_downloads")
-_SCAN_FIELDS = (
-    "account_number",
-    "chart_number",
-    "first_name",
-    "last_name",
-    "notify",
-    "case_type",
-    "doctor_name",
-    *_SCAN_INT_FIELDS,
+from .control_args import (
+    CONFIG_FIELDS,
+    FAULT_FIELDS,
+    ORDER_FIELDS,
+    PATIENT_FIELDS,
+    SCAN_FIELDS,
+    UPDATE_FIELDS,
+    body_of,
+    from_html_form,
+    read_arguments,
 )
-_FAULT_FIELDS = ("call", "status", "retry_after", "delay", "drop", "times", "body")
+from .control_page import PREFIX, SandboxView, render_page
+from .faults import Fault
+from .itero import IteroLab
+from .recorder import Grouping
+from .wire import ApiError, ApiRequest, Route, html_reply, json_reply, redirect_reply
 
 
-def control_routes(sandbox: Sandbox) -> list[tuple[str, str, Handler]]:
-    """(method, path pattern, handler) of every control endpoint."""
-    control = SandboxControl(sandbox)
-    return [
-        ("GET", PREFIX, control.page),
-        ("GET", PREFIX + "/", control.page),
-        ("GET", PREFIX + "/state", control.state),
-        ("GET", PREFIX + "/requests", control.recorded_requests),
-        ("GET", PREFIX + "/faults", control.list_faults),
-        ("POST", PREFIX + "/faults", control.add_fault),
-        ("DELETE", PREFIX + "/faults", control.clear_faults),
-        ("POST", PREFIX + "/reset", control.reset),
-        ("POST", PREFIX + "/expire-tokens", control.expire_tokens),
-        ("POST", PREFIX + "/itero/scans", control.create_scan),
-        ("POST", PREFIX + "/itero/scans/{rx_id}/update", control.update_scan),
-        ("POST", PREFIX + "/callbacks", control.send_callback),
-    ]
+class SandboxControls(SandboxView, Protocol):
+    """What the control endpoints use of the :class:`~.server.Sandbox`."""
 
+    callback_url: str | None
+    auto_callbacks: bool
+    callback_delay: float
+    plan_viewer_url: str | None
 
-def _from_html_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    @property
+    def itero(self) -> IteroLab: ...
 
+    def inject_fault(
+        self,
+        call: str,
+        status: int | None = None,
+        retry_after: float | str | None = None,
+        delay: float = 0.0,
+        drop: str | None = None,
+        times: int | None = 1,
+        body: Any = None,
+        *,
+        rate: float = 1.0,
+        seed: int | None = None,
+    ) -> Fault: ...
 
-def _body(request: Request) -> dict[str, Any]:
-    if _from_html_form(request):
-        return dict(request.form or {})
-    return request.json_object(optional=True)
+    def clear_faults(self) -> None: ...
+
+    def set_latency(self, call: str, seconds: float | None) -> None: ...
+
+    def limit_in_flight(
+        self,
+        max_in_flight: int | None,
+        *,
+        retry_after: float = 1,
+        calls: Iterable[str] | None = None,
+    ) -> None: ...
+
+    def pacing_state(self) -> dict[str, Any]: ...
+
+    def count_summary(self, call: str) -> dict[str, Any]: ...
+
+    def counts(
+        self, call: str, by: Grouping = "case", *, acted: bool = False
+    ) -> dict[str, int]: ...
+
+    def reset(self) -> None: ...
+
+    def expire_tokens(self) -> None: ...
+
+    def seed_patient(self, case_id: str, **fields: Any) -> str: ...
+
+    def seed_order(self, case_id: str, **fields: Any) -> str: ...
+
+    def delete_patient(self, patient_id: str) -> None: ...
+
+    def delete_order(self, order_id: str) -> None: ...
+
+    def send_callback(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        url: str | None = None,
+        secret: str | None = None,
+        webhook_id: str | None = None,
+        timestamp: datetime | float | None = None,
+    ) -> int: ...
 
 
 class SandboxControl:
     """The handlers of the control endpoints."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxControls) -> None:
         self._sandbox = sandbox
 
-    def state(self, request: Request, params: dict[str, str]) -> Reply:
-        sandbox = self._sandbox
-        with sandbox.itero.lock:
+    def routes(self) -> list[Route]:
+        get, post, delete = "GET", "POST", "DELETE"
+        table = [
+            (get, "", self.page),
+            (get, "/", self.page),
+            (get, "/state", self.state),
+            (get, "/requests", self.recorded_requests),
+            (get, "/counts", self.counts),
+            (get, "/faults", self.list_faults),
+            (post, "/faults", self.add_fault),
+            (delete, "/faults", self.clear_faults),
+            (post, "/latency", self.set_latency),
+            (post, "/in-flight", self.limit_in_flight),
+            (post, "/config", self.configure),
+            (post, "/reset", self.reset),
+            (post, "/expire-tokens", self.expire_tokens),
+            (post, "/align/patients", self.seed_patient),
+            (delete, "/align/patients/{patient_id}", self.delete_patient),
+            (post, "/align/orders", self.seed_order),
+            (delete, "/align/orders/{order_id}", self.delete_order),
+            (post, "/itero/accounts", self.add_account),
+            (post, "/itero/scans", self.create_scan),
+            (post, "/itero/scans/{rx_id}/update", self.update_scan),
+            (post, "/itero/scans/{rx_id}/status", self.set_scan_status),
+            (post, "/callbacks", self.send_callback),
+        ]
+        return [Route("control", method, PREFIX + path, handler) for method, path, handler in table]
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def page(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        return html_reply(200, render_page(self._sandbox))
+
+    def state(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        sandbox, lab = self._sandbox, self._sandbox.itero
+        with lab.lock:
             itero = {
-                "accounts": sandbox.itero.accounts,
-                "paired": sandbox.itero.paired,
-                "orders": list(sandbox.itero.orders.values()),
+                "accounts": lab.accounts,
+                "paired": lab.paired,
+                "orders": list(lab.orders.values()),
             }
-            reply = Reply.of_json(
+            return json_reply(
                 200,
                 {
                     "align": {"patients": sandbox.patients, "orders": sandbox.orders},
                     "itero": itero,
                     "faults": [fault.as_dict() for fault in sandbox.faults],
+                    "pacing": sandbox.pacing_state(),
                 },
             )
-        return reply
 
-    def recorded_requests(self, request: Request, params: dict[str, str]) -> Reply:
-        recorded = self._sandbox.requests
+    def recorded_requests(self, request: ApiRequest, params: dict[str, str]) -> Response:
         call = request.arg("call")
-        return Reply.of_json(200, [r.as_dict() for r in recorded if call is None or r.call == call])
+        recorded = [r.as_dict() for r in self._sandbox.requests if call is None or r.call == call]
+        return json_reply(200, recorded)
 
-    def list_faults(self, request: Request, params: dict[str, str]) -> Reply:
-        return Reply.of_json(200, [fault.as_dict() for fault in self._sandbox.faults])
+    def counts(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        call = request.arg("call")
+        if not call:
+            raise ApiError(400, "call query parameter required")
+        return json_reply(200, self._sandbox.count_summary(call))
 
-    def add_fault(self, request: Request, params: dict[str, str]) -> Reply:
+    # --- faults and pacing --------------------------------------------------------------------
+
+    def list_faults(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        return json_reply(200, [fault.as_dict() for fault in self._sandbox.faults])
+
+    def add_fault(self, request: ApiRequest, params: dict[str, str]) -> Response:
         body = request.json_object()
-        unknown = sorted(set(body) - set(_FAULT_FIELDS))
-        if unknown or "call" not in body:
-            raise ApiError(
-                400,
-                f"expected fields {', '.join(_FAULT_FIELDS)} (call required); unknown: {unknown}",
-            )
+        arguments = read_arguments(body, FAULT_FIELDS, required=["call"])
+        if "times" in body and body["times"] is None:
+            arguments["times"] = None  # forever
         try:
-            fault = self._sandbox.inject_fault(**body)
+            fault = self._sandbox.inject_fault(**arguments)
         except (TypeError, ValueError) as err:
             raise ApiError(400, str(err)) from err
-        return Reply.of_json(200, {"fault": fault.as_dict()})
+        return json_reply(200, {"fault": fault.as_dict()})
 
-    def clear_faults(self, request: Request, params: dict[str, str]) -> Reply:
+    def clear_faults(self, request: ApiRequest, params: dict[str, str]) -> Response:
         self._sandbox.clear_faults()
-        return Reply.of_json(200, {})
+        return json_reply(200, {})
 
-    def reset(self, request: Request, params: dict[str, str]) -> Reply:
+    def set_latency(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(
+            request.json_object(), {"call": str, "seconds": float}, required=["call"]
+        )
+        try:
+            self._sandbox.set_latency(arguments["call"], arguments.get("seconds"))
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        return json_reply(200, self._sandbox.pacing_state())
+
+    def limit_in_flight(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        body = request.json_object()
+        arguments = read_arguments(
+            body, {"max_in_flight": int, "retry_after": float, "calls": object}
+        )
+        calls = arguments.get("calls")
+        if calls is not None and not (
+            isinstance(calls, list) and all(isinstance(c, str) for c in calls)
+        ):
+            raise ApiError(400, "calls must be a list of call names")
+        try:
+            self._sandbox.limit_in_flight(
+                arguments.get("max_in_flight"),
+                retry_after=arguments.get("retry_after", 1),
+                calls=calls,
+            )
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        return json_reply(200, self._sandbox.pacing_state())
+
+    # --- configuration and life cycle ---------------------------------------------------------
+
+    def configure(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        body = request.json_object()
+        arguments = read_arguments(body, CONFIG_FIELDS)
+        for name in ("callback_url", "plan_viewer_url"):
+            if name in body and body[name] in (None, ""):
+                arguments[name] = None  # switched off
+        for name, value in arguments.items():
+            setattr(self._sandbox, name, value)
+        return json_reply(200, {name: getattr(self._sandbox, name) for name in CONFIG_FIELDS})
+
+    def reset(self, request: ApiRequest, params: dict[str, str]) -> Response:
         self._sandbox.reset()
-        return Reply.of_json(200, {})
+        return json_reply(200, {})
 
-    def expire_tokens(self, request: Request, params: dict[str, str]) -> Reply:
-        body = request.json_object(optional=True)
-        vendor = body.get("vendor", "align")
+    def expire_tokens(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        vendor = request.json_object(optional=True).get("vendor", "align")
         if vendor not in ("align", "itero"):
             raise ApiError(400, 'vendor must be "align" or "itero"')
         if vendor == "align":
             self._sandbox.expire_tokens()
         else:
             self._sandbox.itero.expire_tokens()
-        return Reply.of_json(200, {"expired": vendor})
+        return json_reply(200, {"expired": vendor})
 
-    def create_scan(self, request: Request, params: dict[str, str]) -> Reply:
-        body = _body(request)
-        unknown = sorted(set(body) - set(_SCAN_FIELDS))
-        if unknown:
-            raise ApiError(400, f"unknown fields {unknown}; expected {', '.join(_SCAN_FIELDS)}")
-        arguments: dict[str, Any] = {
-            key: value for key, value in body.items() if value not in ("", None)
-        }
+    # --- drift at Align -----------------------------------------------------------------------
+
+    def seed_patient(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(request.json_object(), PATIENT_FIELDS, required=["case_id"])
         try:
-            for name in _SCAN_INT_FIELDS:
-                if name in arguments:
-                    arguments[name] = int(arguments[name])
-            if isinstance(arguments.get("notify"), str):
-                arguments["notify"] = arguments["notify"].lower() in ("1", "true", "yes", "on")
+            patient_id = self._sandbox.seed_patient(arguments.pop("case_id"), **arguments)
+        except ValueError as err:
+            raise ApiError(409, str(err)) from err
+        return json_reply(200, {"patientId": patient_id})
+
+    def seed_order(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(request.json_object(), ORDER_FIELDS, required=["case_id"])
+        try:
+            order_id = self._sandbox.seed_order(arguments.pop("case_id"), **arguments)
+        except ValueError as err:
+            raise ApiError(409, str(err)) from err
+        return json_reply(200, {"orderId": order_id})
+
+    def delete_patient(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        try:
+            self._sandbox.delete_patient(params["patient_id"])
+        except KeyError as err:
+            raise ApiError(404, "patient not found") from err
+        return json_reply(200, {})
+
+    def delete_order(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        try:
+            self._sandbox.delete_order(params["order_id"])
+        except KeyError as err:
+            raise ApiError(404, "order not found") from err
+        return json_reply(200, {})
+
+    # --- the iTero lab ------------------------------------------------------------------------
+
+    def add_account(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(
+            request.json_object(),
+            {"account_number": str, "name": str, "account_type": str},
+            required=["account_number"],
+        )
+        try:
+            account = self._sandbox.itero.add_account(**arguments)
+        except ValueError as err:
+            raise ApiError(409, str(err)) from err
+        return json_reply(200, account)
+
+    def create_scan(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(body_of(request), SCAN_FIELDS)
+        try:
             rx_id = self._sandbox.itero.create_scan(**arguments)
         except (TypeError, ValueError) as err:
             raise ApiError(400, str(err)) from err
-        if _from_html_form(request):
-            return Reply.redirect(PREFIX + "/", 303)
-        return Reply.of_json(200, {"rxId": rx_id})
+        if from_html_form(request):
+            return redirect_reply(PREFIX + "/", 303)
+        return json_reply(200, {"rxId": rx_id})
 
-    def update_scan(self, request: Request, params: dict[str, str]) -> Reply:
-        body = _body(request)
+    def update_scan(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        arguments = read_arguments(body_of(request), UPDATE_FIELDS)
         try:
-            self._sandbox.itero.update_scan(params["rx_id"], notify=bool(body.get("notify", True)))
+            version = self._sandbox.itero.update_scan(params["rx_id"], **arguments)
         except KeyError as err:
             raise ApiError(404, "order not found") from err
-        if _from_html_form(request):
-            return Reply.redirect(PREFIX + "/", 303)
-        with self._sandbox.itero.lock:
-            version = self._sandbox.itero.orders[params["rx_id"]]["version"]
-        return Reply.of_json(200, {"rxId": params["rx_id"], "version": version})
+        if from_html_form(request):
+            return redirect_reply(PREFIX + "/", 303)
+        return json_reply(200, {"rxId": params["rx_id"], "version": version})
 
-    def send_callback(self, request: Request, params: dict[str, str]) -> Reply:
+    def set_scan_status(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        status = read_arguments(body_of(request), {"status": str}, required=["status"])["status"]
+        try:
+            self._sandbox.itero.set_status(params["rx_id"], status)
+        except KeyError as err:
+            raise ApiError(404, "order not found") from err
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        if from_html_form(request):
+            return redirect_reply(PREFIX + "/", 303)
+        return json_reply(200, {"rxId": params["rx_id"], "status": status})
+
+    def send_callback(self, request: ApiRequest, params: dict[str, str]) -> Response:
         body = request.json_object()
         event_type, data = body.get("type"), body.get("data")
         if not isinstance(event_type, str) or not isinstance(data, dict):
@@ -170,78 +335,4 @@ class SandboxControl:
             )
         except ValueError as err:
             raise ApiError(400, str(err)) from err
-        return Reply.of_json(200, {"status": status})
-
-    def page(self, request: Request, params: dict[str, str]) -> Reply:
-        return Reply.of_html(200, render_page(self._sandbox))
-
-
-def _table(headings: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
-    # Cells are escaped by the callers that build them (some hold a button).
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body or '<tr><td colspan=9>none</td></tr>'}</table>"
-
-
-def render_page(sandbox: Sandbox) -> str:
-    """A small status page for people: state at a glance and a button to make a new scan."""
-    with sandbox.itero.lock:
-        scans = [dict(order) for order in sandbox.itero.orders.values()]
-        paired = dict(sandbox.itero.paired)
-    scan_rows = [
-        [
-            escape(o["rxId"]),
-            escape(o["orderId"]),
-            escape(o["accountNumber"]),
-            escape(o["status"]),
-            str(o["version"]),
-            escape(o["patient"]["chartNumber"]),
-            f'<form method=post action="{PREFIX}/itero/scans/{escape(o["rxId"])}/update">'
-            "<button>Update files</button></form>",
-        ]
-        for o in scans
-    ]
-    counts: dict[str, int] = {}
-    for recorded in sandbox.requests:
-        counts[recorded.call] = counts.get(recorded.call, 0) + 1
-    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Align sandbox</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-table{{border-collapse:collapse;margin-bottom:1.5em}}</style></head><body>
-<h1>Align / iTero sandbox</h1><p>Serving at {escape(sandbox.url)}.
-Callbacks go to {escape(sandbox.callback_url or "(no callback URL)")}.</p>
-<h2>iTero scans</h2>
-<form method=post action="{PREFIX}/itero/scans">
-Chart number <input name=chart_number value="MRN-1"> First name <input name=first_name value="Pat">
-Last name <input name=last_name value="Example">
-404s first <input name=not_ready_downloads value="0" size=2>
-<button>Create a new scan</button></form>
-{_table(["Rx id", "order id", "account", "status", "version", "chart number", ""], scan_rows)}
-<h2>Paired lab accounts</h2>
-{_table(["account", "notification URL"], [[escape(a), escape(u or "")] for a, u in paired.items()])}
-<h2>Align orders</h2>
-{
-        _table(
-            ["order id", "case id", "patient id", "status", "plan version"],
-            [
-                [
-                    escape(o["orderId"]),
-                    escape(o["caseId"]),
-                    escape(o["patientId"]),
-                    escape(o["status"]),
-                    str(o["planVersion"]),
-                ]
-                for o in sandbox.orders
-            ],
-        )
-    }
-<h2>Align patients</h2>
-{
-        _table(
-            ["patient id", "case id"],
-            [[escape(p["patientId"]), escape(p["caseId"])] for p in sandbox.patients],
-        )
-    }
-<h2>Requests seen</h2>
-{_table(["call", "count"], [[escape(call), str(n)] for call, n in sorted(counts.items())])}
-<p>JSON: <a href="{PREFIX}/state">state</a>, <a href="{PREFIX}/requests">requests</a>,
-<a href="{PREFIX}/faults">faults</a>.</p></body></html>"""
+        return json_reply(200, {"status": status})

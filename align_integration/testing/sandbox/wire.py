@@ -1,47 +1,41 @@
-"""Wire-level value types shared by the sandbox's two vendor services.
+"""Wire-level types shared by every part of the sandbox.
 
-An incoming HTTP request is parsed once into a :class:`Request`; a handler answers with a
-:class:`Reply` (JSON, HTML, a redirect, or a file streamed from disk) or raises
-:class:`ApiError`. Every request the sandbox sees or sends is kept as a
-:class:`RecordedRequest` so that tests can assert on exactly what went over the wire.
+Requests and answers are werkzeug's: :class:`ApiRequest` adds the lenient JSON and form
+readings the vendor handlers need, and the ``*_reply`` functions build the answers (JSON,
+HTML, a redirect, a file streamed from disk). A handler that refuses raises
+:class:`ApiError`. :class:`Route` names one call of a protocol and its handler. Every request
+the sandbox sees or sends is kept as a :class:`RecordedRequest` so that tests can assert on
+exactly what went over the wire.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
+from functools import cached_property
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request, Response
+
+MAX_BODY = 32 * 1024 * 1024
+CHUNK = 64 * 1024
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+Handler = Callable[["ApiRequest", dict[str, str]], Response]
 
 
-class Headers(dict[str, str]):
-    """HTTP headers: a plain dict with lower-case keys and case-insensitive look-ups."""
+@dataclass(frozen=True)
+class Route:
+    """One call of a protocol: its name, method, path (``{name}`` parameters) and handler."""
 
-    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__()
-        pairs = items.items() if isinstance(items, Mapping) else items
-        for key, value in pairs:
-            lowered = key.lower()
-            # A repeated header is folded into one value, as RFC 9110 allows.
-            if super().__contains__(lowered):
-                value = f"{super().__getitem__(lowered)}, {value}"
-            super().__setitem__(lowered, value)
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key.lower(), value)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)
+    call: str
+    method: str
+    path: str
+    handler: Handler
 
 
 class ApiError(Exception):
@@ -53,54 +47,129 @@ class ApiError(Exception):
         self.errors = list(errors)
         self.payload = payload
 
-    def reply(self) -> Reply:
+    def reply(self) -> Response:
         payload = self.payload if self.payload is not None else {"errors": self.errors}
-        return Reply.of_json(self.status, payload)
+        return json_reply(self.status, payload)
 
 
-@dataclass
-class Reply:
-    """What a handler answers: a status, headers and either bytes or an open file to stream."""
+class ApiRequest(Request):
+    """An incoming request; the body is read once, JSON and form bodies are decoded leniently."""
 
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: BinaryIO | None = None
-    length: int = 0
+    max_content_length = MAX_BODY
 
-    @classmethod
-    def of_json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
-        all_headers = {"Content-Type": "application/json"}
-        all_headers.update(headers or {})
-        return cls(status, json.dumps(payload).encode(), all_headers)
+    @cached_property
+    def body(self) -> bytes:
+        return self.get_data(cache=True)
 
-    @classmethod
-    def of_errors(cls, status: int, *errors: str) -> Reply:
-        return cls.of_json(status, {"errors": list(errors)})
+    @cached_property
+    def parsed_json(self) -> tuple[bool, Any]:
+        """``(True, value)`` for a JSON body (whatever its Content-Type), else ``(False, None)``."""
+        if not self.body:
+            return False, None
+        try:
+            return True, json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return False, None
 
-    @classmethod
-    def of_html(cls, status: int, text: str) -> Reply:
-        return cls(status, text.encode(), {"Content-Type": "text/html; charset=utf-8"})
+    @cached_property
+    def form_or_none(self) -> dict[str, str] | None:
+        """Form fields (first value of each; file parts left out), or ``None`` for other bodies.
 
-    @classmethod
-    def redirect(cls, location: str, status: int = 302) -> Reply:
-        return cls(status, b"", {"Location": location})
-
-    @classmethod
-    def of_file(cls, stream: BinaryIO, length: int, content_type: str, filename: str) -> Reply:
-        headers = {
-            "Content-Type": content_type,
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        }
-        return cls(200, b"", headers, stream=stream, length=length)
+        A body without a Content-Type counts as a form when it parses as one, as it always has.
+        """
+        if self.mimetype in FORM_TYPES:
+            _ = self.body  # read (and cache) the body first: the form parser reads the cache
+            return self.form.to_dict()
+        if self.mimetype:
+            return None
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if text.lstrip().startswith(("{", "[")):
+            return None  # a JSON body sent without a Content-Type is not a form
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        except ValueError:
+            return None
+        fields: dict[str, str] = {}
+        for key, value in pairs:
+            fields.setdefault(key, value)
+        return fields
 
     @property
-    def content_length(self) -> int:
-        return self.length if self.stream is not None else len(self.body)
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("Idempotency-Key") or None
 
-    def copy(self) -> Reply:
-        """A copy safe to hand out again (only byte bodies are ever stored for replay)."""
-        return Reply(self.status, self.body, dict(self.headers))
+    def arg(self, name: str) -> str | None:
+        """The first value of query parameter ``name``."""
+        return self.args.get(name)
+
+    def json_object(self, *, optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object, or a 400 (an empty body is ``{}`` when ``optional``)."""
+        if optional and not self.body.strip():
+            return {}
+        ok, value = self.parsed_json
+        if not ok or not isinstance(value, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return value
+
+    def form_fields(self) -> dict[str, str]:
+        """The body as form fields, or a 400."""
+        if self.form_or_none is None:
+            raise ApiError(400, "body must be form data")
+        return self.form_or_none
+
+
+def json_reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(payload), status, dict(headers or {}), content_type="application/json"
+    )
+
+
+def errors_reply(status: int, *errors: str, headers: Mapping[str, str] | None = None) -> Response:
+    return json_reply(status, {"errors": list(errors)}, headers)
+
+
+def html_reply(status: int, text: str) -> Response:
+    return Response(text, status, content_type="text/html; charset=utf-8")
+
+
+def redirect_reply(location: str, status: int = 302) -> Response:
+    return Response(b"", status, {"Location": location})
+
+
+def file_reply(stream: BinaryIO, length: int, content_type: str, filename: str) -> Response:
+    """Stream ``stream`` (closed at the end, or when the client goes away) in chunks."""
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+        finally:
+            stream.close()
+
+    headers = {
+        "Content-Length": str(length),
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+    return Response(chunks(), 200, headers, content_type=content_type, direct_passthrough=True)
+
+
+def case_id_of(
+    params: Mapping[str, str], payload: Any, form: Mapping[str, str] | None
+) -> str | None:
+    """The Align ``caseId`` a request is about: from the path, the body, or a callback's data."""
+    if params.get("case_id"):
+        return params["case_id"]
+    if isinstance(payload, dict):
+        data = payload.get("data")
+        for source in (payload, data if isinstance(data, dict) else {}):
+            if isinstance(source.get("caseId"), str):
+                return str(source["caseId"])
+    if form and form.get("caseId"):
+        return form["caseId"]
+    return None
 
 
 @dataclass
@@ -109,13 +178,15 @@ class RecordedRequest:
 
     Outgoing requests (``callback``, ``notify``) are recorded too: ``url`` then holds the
     target, ``status`` what the host answered, ``error`` why nothing was answered.
+    ``acted`` tells that the service acted on it (a 2xx/3xx first answer, not a replay);
+    ``replayed`` that it was answered from an earlier request with the same Idempotency-Key.
     """
 
     call: str
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: Headers
     body: bytes
     json: Any | None
     form: dict[str, str] | None
@@ -124,6 +195,26 @@ class RecordedRequest:
     status: int | None = None
     url: str | None = None
     error: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    acted: bool = False
+    replayed: bool = False
+
+    @property
+    def case_id(self) -> str | None:
+        """The Align ``caseId`` this request concerns (path, query, body or event data)."""
+        found = case_id_of(self.params, self.json, self.form)
+        if found is None and self.query.get("caseId"):
+            found = self.query["caseId"][0]
+        return found
+
+    @property
+    def rx_id(self) -> str | None:
+        """The iTero Rx id this request concerns (path or notification body)."""
+        if self.params.get("rx_id"):
+            return self.params["rx_id"]
+        if isinstance(self.json, dict) and isinstance(self.json.get("rxId"), str):
+            return str(self.json["rxId"])
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view; the body as text when it decodes, else base64."""
@@ -132,7 +223,7 @@ class RecordedRequest:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": dict(self.headers),
+            "headers": {name.lower(): value for name, value in self.headers.items()},
             "json": self.json,
             "form": self.form,
             "idempotency_key": self.idempotency_key,
@@ -140,6 +231,10 @@ class RecordedRequest:
             "status": self.status,
             "url": self.url,
             "error": self.error,
+            "case_id": self.case_id,
+            "rx_id": self.rx_id,
+            "acted": self.acted,
+            "replayed": self.replayed,
         }
         try:
             data["body"] = self.body.decode("utf-8")
@@ -147,91 +242,3 @@ class RecordedRequest:
             data["body"] = None
             data["body_base64"] = base64.b64encode(self.body).decode()
         return data
-
-
-@dataclass
-class Request:
-    """An incoming request, parsed once: JSON and form bodies are decoded leniently."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Headers
-    body: bytes
-    json: Any | None = None
-    json_ok: bool = False
-    form: dict[str, str] | None = None
-
-    @classmethod
-    def parse(
-        cls, method: str, path: str, query_string: str, headers: Headers, body: bytes
-    ) -> Request:
-        request = cls(method, path, parse_qs(query_string, keep_blank_values=True), headers, body)
-        if body:
-            try:
-                request.json = json.loads(body)
-                request.json_ok = True
-            except (ValueError, UnicodeDecodeError):
-                pass
-        request.form = parse_form(headers.get("content-type", ""), body)
-        return request
-
-    @property
-    def idempotency_key(self) -> str | None:
-        return self.headers.get("idempotency-key") or None
-
-    def arg(self, name: str) -> str | None:
-        """The first value of query parameter ``name``."""
-        values = self.query.get(name)
-        return values[0] if values else None
-
-    def json_object(self, *, optional: bool = False) -> dict[str, Any]:
-        """The body as a JSON object, or a 400 (an empty body is ``{}`` when ``optional``)."""
-        if optional and not self.body.strip():
-            return {}
-        if not self.json_ok or not isinstance(self.json, dict):
-            raise ApiError(400, "body must be a JSON object")
-        return self.json
-
-    def form_fields(self) -> dict[str, str]:
-        """The body as form fields, or a 400."""
-        if self.form is None:
-            raise ApiError(400, "body must be form data")
-        return self.form
-
-
-def parse_form(content_type: str, body: bytes) -> dict[str, str] | None:
-    """Form fields of an urlencoded or multipart body; ``None`` when the body is not a form."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind == "multipart/form-data":
-        return _parse_multipart(content_type, body)
-    if kind not in ("", "application/x-www-form-urlencoded"):
-        return None
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if kind == "" and text.lstrip().startswith(("{", "[")):
-        return None  # a JSON body sent without a Content-Type is not a form
-    try:
-        parsed = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
-    except ValueError:
-        return None
-    return {key: values[0] for key, values in parsed.items()}
-
-
-def _parse_multipart(content_type: str, body: bytes) -> dict[str, str] | None:
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    if not message.is_multipart():
-        return None
-    fields: dict[str, str] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or part.get_filename():
-            continue  # file parts carry no form field the protocol reads
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            fields[name] = payload.decode("utf-8", errors="replace")
-    return fields
