@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from align_integration.sandbox import Sandbox
+from align_integration.testing.sandbox import Sandbox
 from tests.sandbox.helpers import (
     REDIRECT_URI,
     Delivery,
@@ -52,6 +52,7 @@ def sandbox(running_sandbox: Sandbox) -> Iterator[Sandbox]:
     running_sandbox.callback_url = None
     running_sandbox.auto_callbacks = True
     running_sandbox.callback_delay = 0.0
+    running_sandbox.plan_viewer_url = None
     running_sandbox.token_ttl = 3600
     running_sandbox.itero.token_ttl = 3600
     yield running_sandbox

@@ -157,3 +157,50 @@ def test_reset_drops_pending_callbacks(
     sandbox.callback_url = receiver.url
     assert sandbox.wait_idle(2)
     assert receiver.deliveries == []
+
+
+def test_treatment_plans_carry_the_viewer_url_when_configured(
+    sandbox: Sandbox, receiver: Receiver, auth: Auth, make_order: Callable[..., str]
+) -> None:
+    sandbox.callback_url = receiver.url
+    sandbox.plan_viewer_url = "https://viewer.example/{caseId}/{planId}?v={version}"
+    make_order("C-1")
+    plan = verified(sandbox, receiver.wait(4)[2])["data"]
+    assert plan["viewerUrl"] == f"https://viewer.example/C-1/{plan['planId']}?v=1"
+    requests.put(
+        f"{sandbox.url}/orders/C-1/modify",
+        data={"caseId": "C-1", "mrn": "M", "comments": "more"},
+        headers=auth(),
+        timeout=5,
+    )
+    revised = verified(sandbox, receiver.wait(6)[4])["data"]
+    assert revised["viewerUrl"].endswith(f"/{revised['planId']}?v=2")
+
+
+def test_no_viewer_url_by_default(
+    sandbox: Sandbox, receiver: Receiver, make_order: Callable[..., str]
+) -> None:
+    sandbox.callback_url = receiver.url
+    sandbox.plan_viewer_url = None
+    make_order("C-1")
+    assert "viewerUrl" not in verified(sandbox, receiver.wait(4)[2])["data"]
+
+
+def test_callback_settings_over_http(sandbox: Sandbox, receiver: Receiver) -> None:
+    answer = requests.post(
+        f"{sandbox.url}/__sandbox__/config",
+        json={
+            "callback_url": receiver.url,
+            "auto_callbacks": "false",
+            "plan_viewer_url": "https://viewer.example/{planId}",
+        },
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["auto_callbacks"] is False
+    assert sandbox.callback_url == receiver.url
+    assert sandbox.plan_viewer_url == "https://viewer.example/{planId}"
+    requests.post(f"{sandbox.url}/__sandbox__/config", json={"plan_viewer_url": None}, timeout=5)
+    assert sandbox.plan_viewer_url is None
+    bad = requests.post(f"{sandbox.url}/__sandbox__/config", json={"colour": "red"}, timeout=5)
+    assert bad.status_code == 400
