@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from align_integration.testing import CallbackReceiver
 from align_integration.testing.sandbox import Sandbox
-from tests.sandbox.helpers import Receiver, order_body, patient_body
+from tests.sandbox.helpers import order_body, patient_body
 
 Auth = Callable[..., dict[str, str]]
 CONTROL = "/__sandbox__"
@@ -48,7 +49,7 @@ def test_counts_per_case_key_and_acted(sandbox: Sandbox, auth: Auth) -> None:
 
 
 def test_case_id_is_read_from_path_query_form_and_callbacks(
-    sandbox: Sandbox, auth: Auth, make_order: Callable[..., str], receiver: Receiver
+    sandbox: Sandbox, auth: Auth, make_order: Callable[..., str], receiver: CallbackReceiver
 ) -> None:
     make_order("C-9")
     requests.get(f"{sandbox.url}/orders", params={"caseId": "C-9"}, headers=auth(), timeout=5)
@@ -107,7 +108,7 @@ def test_seeded_patient_and_order_are_found(sandbox: Sandbox, auth: Auth) -> Non
     assert sandbox.count("create_order") == 0  # staged, not received
 
 
-def test_seeding_sends_no_callbacks(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_seeding_sends_no_callbacks(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
     sandbox.callback_url = receiver.url
     sandbox.seed_order("C-1")
     assert sandbox.wait_idle(2)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
+from align_integration.testing import CallbackReceiver
 from align_integration.testing.sandbox import LAB_STATUSES, Sandbox
-from tests.sandbox.helpers import Receiver
 
 V1 = "/api/third-party/v1"
 CONTROL = "/__sandbox__"
@@ -44,7 +44,7 @@ def download(sandbox: Sandbox, headers: dict[str, str], rx_id: str, asset: str) 
 
 
 def test_new_revision_of_the_same_rx(
-    sandbox: Sandbox, itero_auth: dict[str, str], receiver: Receiver
+    sandbox: Sandbox, itero_auth: dict[str, str], receiver: CallbackReceiver
 ) -> None:
     pair(sandbox, itero_auth, "LAB-1001", receiver.url)
     rx_id = sandbox.itero.create_scan(revisions=2)
@@ -112,7 +112,7 @@ def test_xml_version(sandbox: Sandbox, itero_auth: dict[str, str]) -> None:
 
 
 def test_several_lab_accounts_paired_at_once(
-    sandbox: Sandbox, itero_auth: dict[str, str], receiver: Receiver
+    sandbox: Sandbox, itero_auth: dict[str, str], receiver: CallbackReceiver
 ) -> None:
     sandbox.itero.add_account("LAB-2002", "Second Lab")
     with pytest.raises(ValueError):

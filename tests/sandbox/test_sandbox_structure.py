@@ -58,3 +58,14 @@ def test_the_app_does_not_import_the_test_kit() -> None:
         and "align_integration.testing" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_old_import_paths_are_aliases_of_the_kit() -> None:
+    import align_integration.pytest_plugin as old_plugin
+    import align_integration.sandbox as old_sandbox
+    from align_integration.testing import pytest_plugin, sandbox
+
+    assert old_sandbox.Sandbox is sandbox.Sandbox
+    assert old_sandbox.build_scan_zip is sandbox.build_scan_zip
+    assert old_plugin.align_sandbox is pytest_plugin.align_sandbox
+    assert old_plugin.sandbox_settings is pytest_plugin.sandbox_settings

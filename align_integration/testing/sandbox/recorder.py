@@ -112,6 +112,11 @@ class Recorder:
             "keysByCase": self.keys_by_case(name),
         }
 
+    def wait_changed(self, timeout: float) -> None:
+        """Sleep until a request is recorded or settled, or ``timeout`` seconds passed."""
+        with self._changed:
+            self._changed.wait(timeout)
+
     def wait_for(self, name: str, count: int = 1, timeout: float = 5.0) -> list[RecordedRequest]:
         """Wait until ``count`` requests of ``name`` were recorded (and, for outgoing calls,
         answered or failed); returns them, or raises ``TimeoutError``."""

@@ -16,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -228,6 +229,25 @@ class Sandbox:
         """Wait until ``count`` requests of ``name`` were recorded (and, for outgoing calls,
         answered or failed); returns them, or raises ``TimeoutError``."""
         return self.recorder.wait_for(name, count, timeout)
+
+    def wait_for_callbacks(
+        self, count: int = 1, event_type: str | None = None, timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Wait until ``count`` callbacks (of ``event_type``, if given) were sent and answered
+        (or failed); returns those sent so far. ``TimeoutError`` when they were not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = [
+                r
+                for r in self.recorder.calls("callback")
+                if event_type is None or (isinstance(r.json, dict) and r.json["type"] == event_type)
+            ]
+            settled = [r for r in sent if r.status is not None or r.error is not None]
+            if len(settled) >= count:
+                return sent
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(settled)} of {count} callbacks after {timeout}s")
+            self.recorder.wait_changed(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no callback or notification is pending; ``False`` on timeout."""
