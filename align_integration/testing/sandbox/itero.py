@@ -10,6 +10,7 @@ the files notifies the paired host, as iTero does. The HTTP side is :mod:`.itero
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import uuid
@@ -261,7 +262,7 @@ class IteroLab:
 
     def _prebuild(self, rx_id: str) -> None:
         with self.lock:
-            files, order = self.scans[rx_id], json.loads(json.dumps(self.orders[rx_id]))
+            files, order = self.scans[rx_id], copy.deepcopy(self.orders[rx_id])
         self.archives.prebuild(rx_id, files, order)
 
 
