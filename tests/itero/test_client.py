@@ -10,7 +10,12 @@ import pytest
 import requests
 import responses
 
-from align_integration.client.errors import AlignAuthenticationError, AlignError, AlignNotFound
+from align_integration.client.errors import (
+    AlignAuthenticationError,
+    AlignConnectionError,
+    AlignError,
+    AlignNotFound,
+)
 from align_integration.client.itero import (
     IteroClient,
     IteroDownloadIncomplete,
@@ -225,6 +230,6 @@ def test_download_404_means_not_ready(itero_unit_settings: Any) -> None:
 def test_connection_errors_surface_as_ours(itero_unit_settings: Any) -> None:
     responses.get(ENDPOINTS["orders"], body=requests.ConnectionError("reset"))
     client = IteroClient(tokens=shared_tokens("tok"), endpoints=ENDPOINTS)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AlignConnectionError) as caught:
         client.list_orders()
-    assert getattr(caught.value, "retryable", False) is True
+    assert caught.value.retryable is True
