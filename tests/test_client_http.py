@@ -265,6 +265,12 @@ def test_a_malformed_answer_to_a_get_is_a_protocol_error_that_did_not_act(
     assert not caught.value.ambiguous
 
 
+def test_a_body_that_cannot_be_decoded_is_a_protocol_error(server: ScriptedServer) -> None:
+    server.on("GET", "/orders", answer(200, raw=b"not gzip", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(AlignProtocolError, match="decoded"):
+        AlignServiceClient().find_orders("17")
+
+
 def test_a_token_answer_without_access_token_is_a_protocol_error(
     server: ScriptedServer,
 ) -> None:

@@ -275,6 +275,8 @@ class BaseClient:
                     body += chunk
                     if len(body) > limit:
                         raise self.protocol_error(response, call, f"is over {limit} bytes")
+            except requests.exceptions.ContentDecodingError as exc:
+                raise self.protocol_error(response, call, "cannot be decoded") from exc
             except requests.RequestException as exc:
                 raise error_from_exception(exc, call, service=self.service_label) from exc
             return bytes(body)

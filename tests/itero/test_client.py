@@ -173,7 +173,7 @@ def test_redirects_are_never_followed(itero_unit_settings: Any) -> None:
     )
     evil = responses.get("https://evil.example.net/steal", json={})
     client = IteroClient(tokens=shared_tokens("tok"), endpoints=ENDPOINTS)
-    # ServiceSession (max_redirects=0) turns a 3xx into an error; nothing is followed.
+    # The session (max_redirects=0) turns a 3xx into an error; nothing is followed.
     with pytest.raises(AlignError):
         client.list_orders()
     assert evil.call_count == 0
