@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
         # request's retries and the background retry waits the whole time instead.
         "RETRY_AFTER_MAX": 10,
     },
+    # Largest answer body read from either vendor (JSON answers and error bodies), in
+    # bytes; a larger 2xx answer is refused as a protocol error.  Scan downloads stream to
+    # a file instead and are capped by ITERO["MAX_ZIP_BYTES"].
+    "MAX_RESPONSE_BYTES": 1024 * 1024,
     # Django cache alias that holds bearer tokens (Redis in production, shared by all
     # processes).
     "TOKEN_CACHE": "default",

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from align_integration import signals
@@ -110,6 +110,7 @@ def run_operation(
     label = attempt.label or operation.get_kind_display()
     if operation.state == RemoteOperation.SUCCEEDED:
         return operation.result
+    state_before = operation.state
     if not _claim(operation):  # it succeeded meanwhile
         return operation.result
 
@@ -118,6 +119,9 @@ def run_operation(
             found = attempt.reconcile()
         except AlignError as error:
             _fail(operation, error, attempt, label, user, background)
+        except ImproperlyConfigured:
+            _unclaim(operation, state_before, counted=False)
+            raise
         if found:
             record(
                 operation.case,
@@ -144,6 +148,9 @@ def run_operation(
         answer = attempt.call(str(operation.idempotency_key))
     except AlignError as error:
         _fail(operation, error, attempt, label, user, background)
+    except ImproperlyConfigured:
+        _unclaim(operation, state_before, counted=True)
+        raise
     record(
         operation.case,
         operation.kind,
@@ -154,6 +161,14 @@ def run_operation(
         user=user,
     )
     return _succeed(operation, answer)
+
+
+def _unclaim(operation: RemoteOperation, state: str, *, counted: bool) -> None:
+    """Hand the operation back as it was: a settings error is no attempt at Align."""
+    RemoteOperation.objects.filter(pk=operation.pk).update(
+        state=state, claimed_until=None, attempts=F("attempts") - int(counted)
+    )
+    operation.refresh_from_db()
 
 
 def _succeed(operation: RemoteOperation, answer: dict[str, Any]) -> dict[str, Any]:

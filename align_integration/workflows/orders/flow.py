@@ -26,7 +26,11 @@ from align_integration.adapters import (
     normalize_gender,
 )
 from align_integration.cases import can_send_to_align
-from align_integration.client.errors import AlignNotFound, AlignRequestRejected
+from align_integration.client.errors import (
+    AlignNotFound,
+    AlignProtocolError,
+    AlignRequestRejected,
+)
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CaseEvent, RemoteOperation
@@ -220,14 +224,15 @@ class OrderSender:
 
 
 def _found(find: Any) -> list[dict[str, Any]]:
-    """A find call's results; a service that answers 404 or refuses the call found nothing.
+    """A find call's results; a service that answers 404, refuses the call or answers it
+    with something unreadable found nothing.
 
     The POST that follows carries the operation's idempotency key, so a service that
     cannot be asked still does not act twice if it honours the key.
     """
     try:
         return list(find())
-    except (AlignNotFound, AlignRequestRejected):
+    except (AlignNotFound, AlignRequestRejected, AlignProtocolError):
         return []
 
 
