@@ -110,3 +110,60 @@ def test_the_gauges_read_the_backlog(otel: Telemetry, make_case: Any) -> None:
     attention = {labels["state"]: value for value, labels in points["align.callbacks.attention"]}
     assert attention["failed"] == 1
     assert "align.itero.scans_waiting" in points
+
+
+CANARY = {
+    "first_name": "Canaryfirst",
+    "last_name": "Canarylast",
+    "mrn": "CANARY-MRN-7781",
+    "date_of_birth": dt.date(1961, 7, 23),
+}
+CANARY_TEXTS = ["canaryfirst", "canarylast", "canary-mrn-7781", "1961-07-23", "23/07/1961"]
+
+
+def everything_exported(otel: Telemetry) -> str:
+    """Every span name, attribute key and value, event and metric label, as one text."""
+    parts: list[str] = []
+    for span in otel.spans.get_finished_spans():
+        parts.append(span.name)
+        parts += [f"{key}={value}" for key, value in (span.attributes or {}).items()]
+        for event in span.events:
+            parts.append(event.name)
+            parts += [f"{key}={value}" for key, value in (event.attributes or {}).items()]
+    for name, points in otel.metric_points().items():
+        parts.append(name)
+        parts += [f"{key}={value}" for _, labels in points for key, value in labels.items()]
+    return "\n".join(parts).lower()
+
+
+@pytest.mark.django_db
+def test_sending_a_case_is_traced_without_a_patient_value(
+    otel: Telemetry, align_sandbox: Any, make_case: Any
+) -> None:
+    from align_integration import Align
+
+    case = make_case(**CANARY)
+    # The service refuses once, echoing the patient the way a careless service would.
+    align_sandbox.inject_fault(
+        "create_patient",
+        status=422,
+        body={"errors": ["Patient CANARYFIRST CANARYLAST born 23/07/1961, MRN canary-mrn-7781"]},
+    )
+    assert not Align().initiate_align_order(None, case).ok
+    assert Align().initiate_align_order(None, case).ok
+
+    spans = otel.spans.get_finished_spans()
+    calls = [dict(span.attributes or {}) for span in spans if span.name == "align.vendor_call"]
+    called = {(attrs["align.call"], attrs["align.outcome"]) for attrs in calls}
+    assert ("create_patient", "client_error") in called
+    assert {("create_patient", "ok"), ("create_order", "ok"), ("upload_assets", "ok")} <= called
+    operations = [span for span in spans if span.name == "align.operation"]
+    kinds = {dict(span.attributes or {})["align.kind"] for span in operations}
+    assert {"create_patient", "create_order", "upload_assets"} <= kinds
+    # A vendor call made during an operation attempt is that attempt's child.
+    operation_ids = {span.context.span_id for span in operations}
+    assert any(span.parent and span.parent.span_id in operation_ids for span in spans)
+
+    exported = everything_exported(otel)
+    for text in CANARY_TEXTS:
+        assert text not in exported, text

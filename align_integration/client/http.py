@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import requests
 from requests.adapters import HTTPAdapter
 
-from align_integration import __version__
+from align_integration import __version__, telemetry
 from align_integration.client.errors import (
     AlignAPIError,
     AlignAuthenticationError,
@@ -165,22 +165,29 @@ class BaseClient:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
-        try:
-            response = self.session.request(
-                method, self.url(path), headers=dict(headers or {}), **kwargs
+        with telemetry.vendor_call(self.service_name, call, method) as traced:
+            try:
+                response = self.session.request(
+                    method, self.url(path), headers=dict(headers or {}), **kwargs
+                )
+            except requests.RequestException as exc:
+                logger.warning(
+                    "service=%s call=%s method=%s path=%s outcome=no_answer error=%s elapsed_ms=%d",
+                    self.service_name,
+                    call,
+                    method,
+                    _path_only(path),
+                    type(exc).__name__,
+                    (time.monotonic() - started) * 1000,
+                )
+                traced.finish(error=type(exc).__name__)
+                raise error_from_exception(exc, call, service=self.service_label) from exc
+            retries = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
+            traced.finish(
+                status=response.status_code,
+                request_id=request_id_of(response) or "",
+                attempt=len(retries) + 1,
             )
-        except requests.RequestException as exc:
-            logger.warning(
-                "service=%s call=%s method=%s path=%s outcome=no_answer error=%s elapsed_ms=%d",
-                self.service_name,
-                call,
-                method,
-                _path_only(path),
-                type(exc).__name__,
-                (time.monotonic() - started) * 1000,
-            )
-            raise error_from_exception(exc, call, service=self.service_label) from exc
-        retries = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
         logger.info(
             "service=%s call=%s method=%s path=%s status=%s request_id=%s attempts=%d "
             "elapsed_ms=%d",

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from align_integration import signals
+from align_integration import signals, telemetry
 from align_integration.adapters import CaseAdapter, PatientData
 from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
@@ -144,13 +144,21 @@ def run_operation(
         operation=operation,
         user=user,
     )
-    try:
-        answer = attempt.call(str(operation.idempotency_key))
-    except AlignError as error:
-        _fail(operation, error, attempt, label, user, background)
-    except ImproperlyConfigured:
-        _unclaim(operation, state_before, counted=True)
-        raise
+    with telemetry.span(
+        "align.operation",
+        kind=operation.kind,
+        operation_id=operation.pk,
+        attempt=operation.attempts,
+    ) as traced:
+        try:
+            answer = attempt.call(str(operation.idempotency_key))
+        except AlignError as error:
+            telemetry.set_attribute(traced, "outcome", "failed")
+            _fail(operation, error, attempt, label, user, background)
+        except ImproperlyConfigured:
+            _unclaim(operation, state_before, counted=True)
+            raise
+        telemetry.set_attribute(traced, "outcome", "succeeded")
     record(
         operation.case,
         operation.kind,
