@@ -263,6 +263,68 @@ class AlignService:
             raise ApiError(404, "no order for this case")
         return order
 
+    # --- drift: records made at Align directly (control only) -----------------------------------
+
+    def add_patient(self, case_id: str, patient_id: str | None = None) -> str:
+        """A patient for ``case_id`` made at Align directly, not through this API (as Align's
+        staff or another tool would): the host never heard of it.  Calling it twice for one
+        case gives the case two candidates.  Returns the patient id."""
+        with self.lock:
+            patient_id = patient_id or self._next("P-")
+            if any(p["patientId"] == patient_id for p in self.patients):
+                raise ValueError(f"patient {patient_id} exists already")
+            self.patients.append(
+                {
+                    "caseId": case_id,
+                    "patientId": patient_id,
+                    "createdAt": iso_utc(),
+                    "madeBy": "control",
+                }
+            )
+        return patient_id
+
+    def add_order(
+        self,
+        case_id: str,
+        patient_id: str,
+        order_id: str | None = None,
+        order_type: str = "IAS",
+    ) -> str:
+        """A primary order made at Align directly (no callbacks follow).  Returns its id."""
+        with self.lock:
+            order_id = order_id or self._next("O-")
+            if any(o["orderId"] == order_id for o in self.orders):
+                raise ValueError(f"order {order_id} exists already")
+            self.orders.append(
+                {
+                    "caseId": case_id,
+                    "patientId": patient_id,
+                    "orderId": order_id,
+                    "orderType": order_type,
+                    "status": "created",
+                    "planVersion": 1,
+                    "createdAt": iso_utc(),
+                    "madeBy": "control",
+                }
+            )
+        return order_id
+
+    def remove_patient(self, patient_id: str) -> bool:
+        """Forget one patient (its orders stay); False when there was none."""
+        with self.lock:
+            kept = [p for p in self.patients if p["patientId"] != patient_id]
+            removed = len(kept) != len(self.patients)
+            self.patients[:] = kept
+        return removed
+
+    def remove_order(self, order_id: str) -> bool:
+        """Forget one order; False when there was none."""
+        with self.lock:
+            kept = [o for o in self.orders if o["orderId"] != order_id]
+            removed = len(kept) != len(self.orders)
+            self.orders[:] = kept
+        return removed
+
     # --- assets and ClinCheck -------------------------------------------------------------------
 
     def upload_assets(self, request: Request, params: dict[str, str]) -> Reply:

@@ -1,8 +1,9 @@
 """Control endpoints under ``/__sandbox__/``: drive and inspect the sandbox over HTTP.
 
 Another process (a browser during a demo, a host project's end-to-end test) can read the
-recorded requests, stage faults, reset, create and update iTero scans, and send a signed
-callback. Control requests are neither recorded nor subject to faults.
+recorded requests, stage faults, reset, create and update iTero scans, send a signed
+callback, and make or remove Align patients and orders behind the host's back (drift).
+Control requests are neither recorded nor subject to faults.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def control_routes(sandbox: Sandbox) -> list[tuple[str, str, Handler]]:
         ("POST", PREFIX + "/itero/scans", control.create_scan),
         ("POST", PREFIX + "/itero/scans/{rx_id}/update", control.update_scan),
         ("POST", PREFIX + "/callbacks", control.send_callback),
+        ("POST", PREFIX + "/align/patients", control.add_patient),
+        ("DELETE", PREFIX + "/align/patients/{patient_id}", control.remove_patient),
+        ("POST", PREFIX + "/align/orders", control.add_order),
+        ("DELETE", PREFIX + "/align/orders/{order_id}", control.remove_order),
     ]
 
 
@@ -171,6 +176,48 @@ class SandboxControl:
         except ValueError as err:
             raise ApiError(400, str(err)) from err
         return Reply.of_json(200, {"status": status})
+
+    # Drift: Align records made or removed behind the host's back (align_reconcile finds them).
+    def add_patient(self, request: Request, params: dict[str, str]) -> Reply:
+        body = request.json_object()
+        case_id, patient_id = body.get("caseId"), body.get("patientId")
+        if not (isinstance(case_id, str) and case_id) or not isinstance(patient_id, str | None):
+            raise ApiError(400, 'expected {"caseId": str, "patientId": str (optional)}')
+        try:
+            made = self._sandbox.align.add_patient(case_id, patient_id or None)
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        return Reply.of_json(200, {"patientId": made})
+
+    def remove_patient(self, request: Request, params: dict[str, str]) -> Reply:
+        if not self._sandbox.align.remove_patient(params["patient_id"]):
+            raise ApiError(404, "patient not found")
+        return Reply.of_json(200, {})
+
+    def add_order(self, request: Request, params: dict[str, str]) -> Reply:
+        body = request.json_object()
+        texts = {name: body.get(name) for name in ("caseId", "patientId", "orderId", "orderType")}
+        if not (texts["caseId"] and texts["patientId"]) or not all(
+            isinstance(value, str | None) for value in texts.values()
+        ):
+            raise ApiError(
+                400, 'expected {"caseId": str, "patientId": str, "orderId", "orderType" optional}'
+            )
+        try:
+            made = self._sandbox.align.add_order(
+                str(texts["caseId"]),
+                str(texts["patientId"]),
+                texts["orderId"] or None,
+                texts["orderType"] or "IAS",
+            )
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        return Reply.of_json(200, {"orderId": made})
+
+    def remove_order(self, request: Request, params: dict[str, str]) -> Reply:
+        if not self._sandbox.align.remove_order(params["order_id"]):
+            raise ApiError(404, "order not found")
+        return Reply.of_json(200, {})
 
     def page(self, request: Request, params: dict[str, str]) -> Reply:
         return Reply.of_html(200, render_page(self._sandbox))

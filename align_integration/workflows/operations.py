@@ -23,6 +23,7 @@ from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.workflows.reachability import note_call
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
@@ -144,6 +145,7 @@ def run_operation(
         answer = attempt.call(str(operation.idempotency_key))
     except AlignError as error:
         _fail(operation, error, attempt, label, user, background)
+    note_call(operation.kind)
     record(
         operation.case,
         operation.kind,
@@ -177,6 +179,7 @@ def _fail(
     user: Any,
     background: bool,
 ) -> NoReturn:
+    note_call(operation.kind, error)
     errors = redact([str(error), *error.errors], attempt.patient)
     operation.ambiguous = operation.ambiguous or error.ambiguous
     operation.last_status_code = error.status_code
