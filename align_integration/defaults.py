@@ -78,6 +78,12 @@ DEFAULTS: dict[str, Any] = {
     "OPERATION_MAX_ATTEMPTS": 8,
     "OPERATION_BACKOFF_BASE": 30,
     "OPERATION_BACKOFF_MAX": 3600,
+    # Seconds the oldest due operation may wait before align_doctor and the health endpoint
+    # call the backlog unhealthy (nothing is running the retries).
+    "BACKLOG_MAX_OVERDUE": 900,
+    # Token that opens the health endpoint without a staff login (header
+    # X-Align-Health-Token); empty: only staff can read it.
+    "HEALTH_TOKEN": "",
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,

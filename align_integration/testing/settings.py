@@ -109,5 +109,8 @@ class use_sandbox(override_align_settings):  # noqa: N801 - named like override_
         forget_tokens(get_setting("TOKEN_CACHE"))
 
     def disable(self) -> None:
-        forget_tokens(get_setting("TOKEN_CACHE"))
+        try:
+            forget_tokens(get_setting("TOKEN_CACHE"))
+        except Exception:  # noqa: BLE001 - a test may have pointed the cache at a dead server
+            pass
         super().disable()

@@ -23,6 +23,7 @@ from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.workflows.reachability import note_call
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
@@ -159,6 +160,7 @@ def run_operation(
             _unclaim(operation, state_before, counted=True)
             raise
         telemetry.set_attribute(traced, "outcome", "succeeded")
+    note_call(operation.kind)
     record(
         operation.case,
         operation.kind,
@@ -200,6 +202,7 @@ def _fail(
     user: Any,
     background: bool,
 ) -> NoReturn:
+    note_call(operation.kind, error)
     errors = redact([str(error), *error.errors], attempt.patient)
     operation.ambiguous = operation.ambiguous or error.ambiguous
     operation.last_status_code = error.status_code

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("align_integration", "0003_align_case_id"),
+        ("align_integration", "0004_align_case_viewer_url"),
     ]
 
     operations = [
