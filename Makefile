@@ -23,10 +23,13 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations --check --dry-run
 
+# Two workers: the suite waits on sockets and subprocesses as much as on the CPU.
 unit: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # The Django 6.x environment needs Python 3.12; without it a developer run says so and goes
 # on, while CI (CI=true) fails.

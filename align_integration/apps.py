@@ -14,10 +14,12 @@ class AlignIntegrationConfig(AppConfig):
     def ready(self) -> None:
         from align_integration import (
             checks,  # noqa: F401  (registers the checks)
+            monitoring,
             receivers,  # noqa: F401
             tasks,
         )
         from align_integration.compat import warn_legacy_settings
 
         tasks.connect()
+        monitoring.register()
         warn_legacy_settings()

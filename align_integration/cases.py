@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from align_integration import signals
 from align_integration.adapters import get_adapter
 from align_integration.conf import get_setting
 from align_integration.models import AlignOrder
@@ -80,3 +81,14 @@ class AlignCaseMixin:
     @property
     def align_patient_id(self) -> str | None:
         return align_patient_id(self)
+
+
+def case_changed(case: Any) -> None:
+    """Tell the app that an input of the case's eligibility changed.
+
+    Call it when the photo assessment is approved, the lab changes, or scan files arrive
+    (an iTero scan that lands on a case calls it by itself).  With the waffle flag
+    ``auto-send-to-align`` on, a case that is now eligible is sent to Align in the
+    background, once; otherwise nothing happens.  Cheap and safe to call often.
+    """
+    signals.eligibility_changed.send(sender=type(case), case=case)

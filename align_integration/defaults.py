@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
         # request's retries and the background retry waits the whole time instead.
         "RETRY_AFTER_MAX": 10,
     },
+    # Largest answer body read from either vendor (JSON answers and error bodies), in
+    # bytes; a larger 2xx answer is refused as a protocol error.  Scan downloads stream to
+    # a file instead and are capped by ITERO["MAX_ZIP_BYTES"].
+    "MAX_RESPONSE_BYTES": 1024 * 1024,
     # Django cache alias that holds bearer tokens (Redis in production, shared by all
     # processes).
     "TOKEN_CACHE": "default",
@@ -76,6 +80,12 @@ DEFAULTS: dict[str, Any] = {
     "OPERATION_MAX_ATTEMPTS": 8,
     "OPERATION_BACKOFF_BASE": 30,
     "OPERATION_BACKOFF_MAX": 3600,
+    # Seconds the oldest due operation may wait before align_doctor and the health endpoint
+    # call the backlog unhealthy (nothing is running the retries).
+    "BACKLOG_MAX_OVERDUE": 900,
+    # Token that opens the health endpoint without a staff login (header
+    # X-Align-Health-Token); empty: only staff can read it.
+    "HEALTH_TOKEN": "",
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,

@@ -16,7 +16,8 @@
 Internal signals, sent on commit, that the app's task integration receives (hosts may
 receive them too): ``operation_retry_scheduled`` (``operation=``, a ``RemoteOperation``
 whose ``next_attempt_at`` is set) and ``callback_stored`` (``event=``, a ``CallbackEvent``
-stored for deferred processing).
+stored for deferred processing), ``eligibility_changed`` (``case=``, sent by
+``align_integration.cases.case_changed``).
 
 Hosts may send ``aligners_purchased`` (``case=``, ``user=``) when a customer buys aligners;
 the app then sends the ClinCheck accept (behind the ``set-align-order-status`` flag).
@@ -34,4 +35,5 @@ revision_requested = Signal()
 clincheck_accepted = Signal()
 aligners_purchased = Signal()
 operation_retry_scheduled = Signal()
+eligibility_changed = Signal()
 callback_stored = Signal()

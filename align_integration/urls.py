@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from align_integration.views import callbacks, itero, provider, staff
+from align_integration.views import callbacks, health, itero, provider, staff
 
 app_name = "align_integration"
 
@@ -30,4 +30,5 @@ urlpatterns = [
     path("itero/pair/", itero.pair, name="itero-pair"),
     path("itero/unpair/", itero.unpair, name="itero-unpair"),
     path("itero/", itero.connection_status, name="itero-status"),
+    path("health/", health.health, name="health"),
 ]

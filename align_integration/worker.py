@@ -38,6 +38,7 @@ from align_integration.outbound import OutboundPaused, ensure_outbound_allowed, 
 from align_integration.workflows.callbacks.events import reprocess
 from align_integration.workflows.clincheck.review import perform_clincheck
 from align_integration.workflows.itero import run_due_itero_work
+from align_integration.workflows.orders.auto_send import run_auto_send
 from align_integration.workflows.orders.flow import initiate_align_order
 from align_integration.workflows.orders.uploads import is_current, perform_upload
 
@@ -87,6 +88,7 @@ RESUME: dict[str, Callable[[RemoteOperation, Any], bool]] = {
     RemoteOperation.UPLOAD_ASSETS: _resume_upload,
     RemoteOperation.CLINCHECK_ACCEPT: _resume_clincheck,
     RemoteOperation.CLINCHECK_REVISE: _resume_clincheck,
+    RemoteOperation.AUTO_SEND: lambda operation, user: run_auto_send(operation),
 }
 
 

@@ -2,9 +2,9 @@
 
 Standard library only.  Migrates the SQLite database, seeds the demo data afresh, starts
 the Align/iTero sandbox and Django's development server (and the app's ``align_worker``
-when the installed app has it), waits until the site and the sandbox answer, prints where
-to go, and stops everything on Ctrl-C or SIGTERM, or as soon as the site or the sandbox
-dies.
+when the installed app has it), waits until the site and the sandbox answer, pairs with
+the sandbox's iTero lab and seeds Align drift for ``align_reconcile``, prints where to
+go, and stops everything on Ctrl-C or SIGTERM, or as soon as the site or the sandbox dies.
 
 Environment: ``DEMO_PORT`` (default 8000) and ``SANDBOX_PORT`` (default 8765); the demo's
 settings read the same variables, so the site and the sandbox find each other.
@@ -137,6 +137,8 @@ def banner(site: str, sandbox: str) -> str:
                -> Send to Align; reopen the panel after ~2 s: sales order, plan
             2. log in as provider -> Provider: my cases -> Review -> Approve
             3. back as staff -> Mark aligners bought (sends the ClinCheck accept)
+            4. .venv/bin/python demo/manage.py align_reconcile   (drift seeded on
+               DEMO-101..105; then again with --fix)
             More in docs/demo.md.  Ctrl-C stops everything.
 ==============================================================================
 """.rstrip()
@@ -243,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "demo: pairing with the sandbox's iTero lab failed; pair from the iTero page",
                 file=sys.stderr,
             )
+        drifted = subprocess.run(
+            [sys.executable, str(MANAGE), "seed_drift"], env=env, cwd=DEMO_DIR, check=False
+        )
+        if drifted.returncode != 0:
+            print("demo: seeding drift for align_reconcile failed; see above", file=sys.stderr)
         print(banner(site, sandbox), flush=True)
         while not stopping.wait(0.5):
             if (died := children.dead()) is not None:

@@ -1,8 +1,8 @@
-"""Helpers of the cutover tests: what Align holds already, callbacks, patient values.
+"""Helpers of the cutover tests: what Align holds already, callbacks, patient values, the
+old tool's tables.
 
-``align_holds`` puts a patient (and orders) into the sandbox's state as the old tool left
-them at Align: the sandbox has no control call for that, and a test needs Align to hold a
-case before the app ever sent it.
+``align_holds`` seeds the sandbox (the test kit's ``seed_patient``/``seed_order``) with a
+case as the old tool left it at Align, before the app ever sent it.
 """
 
 from __future__ import annotations
@@ -28,41 +28,16 @@ def align_holds(
 ) -> list[str]:
     """Make the sandbox hold ``patients`` patients and ``orders`` IAS orders for ``case_id``
     (as created by the old tool); returns the patient ids."""
-    service = sandbox.align
-    with service.lock:
-        ids = list(patient_ids or [])
-        while len(ids) < patients:
-            ids.append(f"P-OLD-{case_id}-{len(ids) + 1}")
-        for patient_id in ids[:patients]:
-            service.patients.append(
-                {
-                    "caseId": case_id,
-                    "mrn": mrn,
-                    "firstName": "Old",
-                    "lastName": "Tool",
-                    "dateOfBirth": "1980-01-01",
-                    "gender": "F",
-                    "email": "",
-                    "phone": "",
-                    "patientId": patient_id,
-                    "createdAt": "2025-01-01T00:00:00Z",
-                }
-            )
-        for number in range(orders):
-            service.orders.append(
-                {
-                    "caseId": case_id,
-                    "patientId": order_patient or ids[0],
-                    "mrn": mrn,
-                    "orderType": "IAS",
-                    "treatmentOption": "full",
-                    "chiefConcern": "old",
-                    "orderId": f"O-OLD-{case_id}-{number + 1}",
-                    "status": "treatment_plan_ready",
-                    "planVersion": 1,
-                    "createdAt": "2025-01-01T00:00:00Z",
-                }
-            )
+    ids = list(patient_ids or [])
+    while len(ids) < patients:
+        ids.append(f"P-OLD-{case_id}-{len(ids) + 1}")
+    for patient_id in ids[:patients]:
+        sandbox.seed_patient(case_id, patient_id=patient_id, mrn=mrn)
+    holder = order_patient or ids[0]
+    for number in range(orders):
+        sandbox.seed_order(
+            case_id, patient_id=holder, order_id=f"O-OLD-{case_id}-{number + 1}", mrn=mrn
+        )
     return ids[:patients]
 
 

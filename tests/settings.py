@@ -68,6 +68,13 @@ DATABASES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist each worker flushes its own Redis database: gw0 keeps REDIS_URL's, gw1
+# takes the one below it, and so on.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER.startswith("gw") and _XDIST_WORKER[2:].isdigit():
+    _base, _, _db = REDIS_URL.rpartition("/")
+    if _db.isdigit():
+        REDIS_URL = f"{_base}/{(int(_db) - int(_XDIST_WORKER[2:])) % 16}"
 
 STATIC_URL = "/static/"
 MEDIA_ROOT = os.environ.get("ALIGN_TEST_MEDIA_ROOT", str(BASE_DIR / ".media"))

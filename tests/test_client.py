@@ -1,4 +1,8 @@
-"""The Align service client with mocked HTTP (``responses``): token, 401, errors, no PHI in URLs."""
+"""The Align service client with mocked HTTP (``responses``): token, 401, errors, no PHI in URLs.
+
+``responses`` replaces the adapter's ``send``, so urllib3's retries do not run here; they
+are tested against a local server in tests/test_client_http.py.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from responses import matchers
 from align_integration.client import (
     AlignAuthenticationError,
     AlignNotFound,
+    AlignProtocolError,
     AlignRateLimited,
     AlignRequestRejected,
     AlignServiceClient,
@@ -132,7 +137,8 @@ def test_status_maps_to_one_error_class(
     assert error.errors == ["first reason", "second reason"]
     assert error.request_id == "req-42"
     assert error.retryable is retryable
-    assert error.__cause__ is None or isinstance(error.__cause__, Exception)
+    assert error.retry_after == 3.0  # what the background retry waits at least
+    assert "first reason" not in str(error)  # the message holds no body
 
 
 def test_error_body_that_is_not_json_still_maps(mocked: Any) -> None:
@@ -141,6 +147,25 @@ def test_error_body_that_is_not_json_still_maps(mocked: Any) -> None:
     with pytest.raises(AlignServiceUnavailable) as caught:
         AlignServiceClient().create_patient({}, idempotency_key="k")
     assert caught.value.errors == []
+
+
+def test_a_2xx_answer_that_is_not_json_is_a_protocol_error_not_a_4xx(mocked: Any) -> None:
+    mocked.post(f"{BASE}/auth/token", json=token_reply())
+    mocked.post(f"{BASE}/orders", status=200, body="<html>captive portal</html>")
+    with pytest.raises(AlignProtocolError) as caught:
+        AlignServiceClient().create_order({}, idempotency_key="k")
+    assert not isinstance(caught.value, AlignRequestRejected)
+    assert caught.value.ambiguous  # a POST: the service may have acted
+    assert caught.value.http_status == 502
+
+
+def test_an_empty_2xx_answer_is_an_empty_object(mocked: Any) -> None:
+    mocked.post(f"{BASE}/auth/token", json=token_reply())
+    mocked.put(f"{BASE}/orders/17/modify", status=200, body="")
+    answer = AlignServiceClient().clincheck_revise(
+        case_id="17", mrn="m", comments="c", idempotency_key="k"
+    )
+    assert answer == {}
 
 
 def test_connection_error_is_ambiguous_and_chained(mocked: Any) -> None:

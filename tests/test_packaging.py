@@ -51,7 +51,10 @@ def test_wheel_registers_the_pytest_plugin_and_leaves_out_the_tests(
     with zipfile.ZipFile(wheel) as archive:
         text = archive.read(entry_points).decode()
     assert "[pytest11]" in text
-    assert "align_integration = align_integration.pytest_plugin" in text
+    assert "align_integration = align_integration.testing.pytest_plugin" in text
     assert not any(name.startswith(("tests/", "demo/", "benchmarks/")) for name in wheel_names)
+    assert "align_integration/testing/pytest_plugin.py" in wheel_names
+    assert "align_integration/testing/sandbox/__main__.py" in wheel_names
+    # The old module paths stay importable (aliases) for hosts that name them.
     assert "align_integration/pytest_plugin.py" in wheel_names
     assert "align_integration/sandbox/__main__.py" in wheel_names

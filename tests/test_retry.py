@@ -1,4 +1,7 @@
-"""The retry rule, branch by branch: what is retried, how long we wait, what is never retried."""
+"""The retry rule, branch by branch: what is retried, how long we wait, what is never retried.
+
+(The same rule through the real adapter and a local server: tests/test_client_http.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,64 @@ import pytest
 from urllib3.exceptions import ProtocolError
 from urllib3.response import HTTPResponse
 
-from align_integration.client.retry import background_delay, build_retry, is_retryable_status
+from align_integration.client.retry import (
+    Failure,
+    background_delay,
+    build_retry,
+    is_retryable_status,
+    may_resend,
+    should_retry,
+)
+
+KEY = {"Idempotency-Key": "k-1"}
+
+
+@pytest.mark.parametrize("method", ["GET", "get", "HEAD", "OPTIONS"])
+def test_safe_methods_may_always_be_resent(method: str) -> None:
+    assert may_resend(method, {})
+    assert may_resend(method, {}, honours_idempotency_key=False)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_write_may_be_resent_only_with_an_idempotency_key(method: str) -> None:
+    assert may_resend(method, KEY)
+    assert not may_resend(method, {})
+    assert not may_resend(method, {"Idempotency-Key": ""})
+
+
+def test_a_key_counts_only_where_the_service_honours_it() -> None:
+    """iTero publishes no idempotency scheme: its writes are never resent."""
+    assert not may_resend("POST", KEY, honours_idempotency_key=False)
+
+
+@pytest.mark.parametrize("resend", [True, False])
+def test_a_failed_connection_is_retried_whatever_the_method(resend: bool) -> None:
+    assert should_retry(Failure.CONNECT, resend=resend)  # nothing was sent
+
+
+def test_a_lost_answer_is_retried_only_when_the_request_may_be_resent() -> None:
+    assert should_retry(Failure.READ, resend=True)
+    assert not should_retry(Failure.READ, resend=False)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 599])
+def test_429_and_5xx_answers_are_retried_only_when_the_request_may_be_resent(
+    status: int,
+) -> None:
+    assert should_retry(Failure.STATUS, resend=True, status=status)
+    assert not should_retry(Failure.STATUS, resend=False, status=status)
+
+
+@pytest.mark.parametrize("status", [None, 200, 301, 400, 401, 403, 404, 409, 413, 422])
+def test_other_answers_are_never_retried(status: int | None) -> None:
+    assert not should_retry(Failure.STATUS, resend=True, status=status)
+
+
+def test_retry_after_within_the_cap_is_retried_and_above_it_is_not() -> None:
+    assert should_retry(Failure.STATUS, resend=True, status=503, retry_after=10, retry_after_max=10)
+    assert not should_retry(
+        Failure.STATUS, resend=True, status=503, retry_after=11, retry_after_max=10
+    )
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 599])
@@ -21,9 +81,20 @@ def test_other_statuses_are_never_retried(status: int) -> None:
     assert not build_retry().is_retry("POST", status, has_retry_after=False)
 
 
-@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
-def test_every_method_is_retried_because_posts_carry_an_idempotency_key(method: str) -> None:
-    assert build_retry()._is_method_retryable(method)
+@pytest.mark.parametrize("status", [413, 429, 503])
+def test_a_retry_instance_follows_resend(status: int) -> None:
+    assert not build_retry(resend=False).is_retry("GET", status, has_retry_after=True)
+    assert not build_retry(resend=False)._is_method_retryable("GET")
+    assert build_retry(resend=True).is_retry("POST", status, has_retry_after=True) is (
+        status != 413
+    )
+
+
+def test_a_lost_answer_of_a_single_shot_request_is_raised_not_retried() -> None:
+    single_shot = build_retry(total=3, resend=False)
+    with pytest.raises(ProtocolError):
+        single_shot.increment(method="POST", url="/oauth/token", error=ProtocolError("reset"))
+    assert single_shot.new().resend is False  # kept through urllib3's copies
 
 
 def test_retry_budget_is_exhausted_after_total_attempts() -> None:

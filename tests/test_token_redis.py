@@ -38,8 +38,11 @@ def test_many_threads_make_one_token_request(redis_cache: str, align_sandbox: An
         thread.join()
     assert len(tokens) == 16 and len(set(tokens)) == 1
     assert align_sandbox.count("token") == 1
-    cached = caches[redis_cache].get(TOKEN_KEY_PREFIX + "align")
-    assert cached["token"] == tokens[0]
+    assert AlignServiceClient().tokens.cached() == tokens[0]
+    # At rest the token is encrypted: Redis's raw bytes do not hold it.
+    cache = caches[redis_cache]
+    raw = redis_client_of(cache).get(cache.make_key(TOKEN_KEY_PREFIX + "align"))
+    assert raw and tokens[0].encode() not in raw
 
 
 def test_many_processes_make_one_token_request(

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from typing import Any
 
 import pytest
 from django.test import Client
-from standardwebhooks import Webhook
+
+from align_integration.testing import post_signed
+from align_integration.testing import signed_headers as kit_signed_headers
+
+__all__ = ["SignedEndpointCases", "load_fixture", "post_signed", "signed_headers"]
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtb25lLTEyMzQ1Njc4OTA="
 OTHER_SECRET = "whsec_b3RoZXItc2VjcmV0LXR3by0wOTg3NjU0MzIx"
@@ -28,18 +31,9 @@ def signed_headers(
     webhook_id: str | None = None,
     when: dt.datetime | None = None,
 ) -> dict[str, str]:
-    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    when = when or dt.datetime.now(tz=dt.UTC)
-    return {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, when, body),
-    }
-
-
-def post_signed(client: Client, url: str, body: str, headers: dict[str, str]) -> Any:
-    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-    return client.generic("POST", url, body.encode(), content_type="application/json", **extra)
+    """The test kit's :func:`~align_integration.testing.signed_headers`, with this suite's
+    secret by default."""
+    return kit_signed_headers(body, secret, webhook_id=webhook_id, when=when)
 
 
 class SignedEndpointCases:

@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from align_integration.adapters import get_adapter
-from align_integration.admin.operations import ReadOnlyAdmin, log_action
+from align_integration.admin.operations import OperatingAdmin, ReadOnlyAdmin, log_action
 from align_integration.client.errors import AlignError
 from align_integration.models import IteroConnection, IteroNotification, IteroScan
 from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
@@ -98,7 +98,7 @@ class IteroConnectionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IteroScan)
-class IteroScanAdmin(ReadOnlyAdmin):
+class IteroScanAdmin(OperatingAdmin):
     list_display = (
         "pk",
         "rx_id",
@@ -118,10 +118,6 @@ class IteroScanAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in self.model._meta.fields]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # "change" here means "may run the actions"; the form itself stays read-only.
-        return obj is None and request.user.has_perm("align_integration.change_iteroscan")
 
     @admin.action(description="Retry download now", permissions=["change"])
     def retry_download_now(self, request: HttpRequest, queryset: QuerySet[IteroScan]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -43,6 +44,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class OperatingAdmin(ReadOnlyAdmin):
+    """Read-only rows with actions ("Retry now", "Reprocess"…): the model's "change"
+    permission means "may run the actions"; no form ever saves."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        codename = get_permission_codename("change", self.opts)
+        return obj is None and request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
 def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
@@ -168,7 +178,7 @@ class AlignCaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RemoteOperation)
-class RemoteOperationAdmin(ReadOnlyAdmin):
+class RemoteOperationAdmin(OperatingAdmin):
     list_display = (
         "pk",
         "kind",
@@ -205,16 +215,12 @@ class RemoteOperationAdmin(ReadOnlyAdmin):
         level = messages.SUCCESS if done == len(picked) else messages.WARNING
         self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # "change" here means "may retry"; the form itself stays read-only.
-        return obj is None and request.user.has_perm("align_integration.change_remoteoperation")
-
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields if f.name != "payload"]
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(ReadOnlyAdmin):
+class CallbackEventAdmin(OperatingAdmin):
     list_display = (
         "received_at",
         "event_type",
@@ -238,6 +244,3 @@ class CallbackEventAdmin(ReadOnlyAdmin):
         )
         level = messages.SUCCESS if not failed else messages.WARNING
         self.message_user(request, f"{processed} processed, {failed} failed.", level)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and request.user.has_perm("align_integration.change_callbackevent")

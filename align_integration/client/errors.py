@@ -3,13 +3,25 @@
 Every error carries the HTTP status (``None`` when no answer came), the service's error
 list and its request id, and says whether trying again later can help (``retryable``) and
 whether the service may have acted although we got no answer (``ambiguous``).
+
+Two families stand apart:
+
+- :class:`AlignProtocolError`: an answer came (usually 2xx) but it is not what the protocol
+  says: not JSON, not a JSON object, a field missing, or larger than ``MAX_RESPONSE_BYTES``.
+  Its ``status_code`` is ``None`` (``http_status`` 502): it is no 4xx the caller caused.
+- :class:`AlignConfigurationError`: the app is not configured (a settings key is missing).
+  It is Django's ``ImproperlyConfigured``, *not* an :class:`AlignError`, so it is never
+  recorded as a failed remote operation: it propagates to whoever runs the code.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import requests
+from django.core.exceptions import ImproperlyConfigured
 
 
 class AlignError(Exception):
@@ -54,8 +66,36 @@ class AlignTimeout(AlignConnectionError):
     """The service did not answer in time; it may have acted."""
 
 
-class AlignConfigurationError(AlignError):
-    """The client is not configured (missing base URL or credentials)."""
+class AlignConfigurationError(ImproperlyConfigured):
+    """A settings key the client needs is missing or unusable (base URL, credentials...).
+
+    Raised before anything is sent.  Not an :class:`AlignError`: it is no failure of a
+    remote call, so workflows let it propagate instead of recording it on the operation.
+    """
+
+
+class AlignProtocolError(AlignError):
+    """The service answered, but not as the protocol says (malformed or oversized answer).
+
+    ``retryable``: a later attempt may get a proper answer.  ``ambiguous`` is set per
+    answer: true when the request was not a safe method (a POST or PUT may have acted even
+    though its answer cannot be read), false for a GET.  ``response_status`` is the HTTP
+    status the malformed answer came with.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool,
+        response_status: int | None = None,
+        request_id: str = "",
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.ambiguous = ambiguous
+        self.response_status = response_status
 
 
 class AlignAPIError(AlignError):
@@ -91,18 +131,23 @@ class AlignServiceUnavailable(AlignAPIError):
     retryable = True
 
 
-def _error_list(body: Any) -> list[str]:
-    if isinstance(body, dict):
-        errors = body.get("errors") or body.get("error") or []
+def _error_list(body: bytes) -> list[str]:
+    """The service's ``errors`` (or ``error``) list from an error body, else ``[]``."""
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except (ValueError, UnicodeError):
+        return []
+    if isinstance(parsed, dict):
+        errors = parsed.get("errors") or parsed.get("error") or []
         if isinstance(errors, str):
-            return [errors]
+            return [errors[:500]]
         if isinstance(errors, list):
-            return [str(item) for item in errors][:20]
+            return [str(item)[:500] for item in errors][:20]
     return []
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
     if value is None:
         return None
     try:
@@ -115,37 +160,43 @@ def request_id_of(response: requests.Response) -> str:
     return response.headers.get("X-Request-Id") or response.headers.get("Request-Id") or ""
 
 
-def error_from_response(response: requests.Response, call: str) -> AlignAPIError:
-    """The one place a status becomes an exception class."""
-    status = response.status_code
-    try:
-        errors = _error_list(response.json())
-    except ValueError:
-        errors = []
-    cls: type[AlignAPIError]
+def error_class_for(status: int) -> type[AlignAPIError]:
+    """The one place a non-2xx status becomes an exception class."""
     if status == 401:
-        cls = AlignAuthenticationError
-    elif status == 403:
-        cls = AlignPermissionDenied
-    elif status == 404:
-        cls = AlignNotFound
-    elif status == 429:
-        cls = AlignRateLimited
-    elif status >= 500:
-        cls = AlignServiceUnavailable
-    else:
-        cls = AlignRequestRejected
-    return cls(
-        f"Align service answered {status} to {call}",
+        return AlignAuthenticationError
+    if status == 403:
+        return AlignPermissionDenied
+    if status == 404:
+        return AlignNotFound
+    if status == 429:
+        return AlignRateLimited
+    if status >= 500:
+        return AlignServiceUnavailable
+    return AlignRequestRejected
+
+
+def error_from_response(
+    response: requests.Response, call: str, body: bytes = b"", *, service: str = "Align service"
+) -> AlignAPIError:
+    """The error for a non-2xx ``response``; ``body`` is its (size-capped) body, already read.
+
+    Only the status and headers of ``response`` are looked at: reading its body is the
+    caller's job, so that no body is ever read without a size cap.
+    """
+    status = response.status_code
+    return error_class_for(status)(
+        f"{service} answered {status} to {call}",
         status_code=status,
-        errors=errors,
+        errors=_error_list(body),
         request_id=request_id_of(response),
-        retry_after=_retry_after(response),
+        retry_after=_retry_after(response.headers),
     )
 
 
-def error_from_exception(exc: requests.RequestException, call: str) -> AlignError:
+def error_from_exception(
+    exc: requests.RequestException, call: str, *, service: str = "Align service"
+) -> AlignError:
     """A requests exception (no answer) as one of ours; the message holds no URL or body."""
     if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
-        return AlignTimeout(f"Align service did not answer {call} in time")
-    return AlignConnectionError(f"Could not reach the Align service for {call}")
+        return AlignTimeout(f"{service} did not answer {call} in time")
+    return AlignConnectionError(f"Could not reach the {service} for {call}")

@@ -9,6 +9,11 @@ Every URL is checked before a request leaves (:func:`check_url`): https on a hos
 that fails is refused with :class:`IteroUnsafeURL` before any token or secret is sent.
 Discovery is the only source of endpoint URLs; ``ITERO["PATHS"]`` on ``BASE_URL`` is the
 fallback.  Redirects are never followed.
+
+Retries: only GETs are retried in-request (the lab API publishes no idempotency scheme), so
+an OAuth grant, pair, un-pair or return scan whose answer is lost is never sent twice; the
+workflows decide what to do next.  Sessions, the 401 loop and bounded reads come from
+:class:`~align_integration.client.http.BaseClient`.
 """
 
 from __future__ import annotations
@@ -16,21 +21,19 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from align_integration.client.errors import (
-    AlignAuthenticationError,
     AlignConfigurationError,
     AlignConnectionError,
+    AlignError,
     AlignRequestRejected,
-    error_from_response,
-    request_id_of,
 )
-from align_integration.client.http import ServiceSession
+from align_integration.client.http import BaseClient
 from align_integration.client.retry import retry_from_settings
 from align_integration.client.token import TokenCache
 from align_integration.conf import get_setting
@@ -41,8 +44,13 @@ LOOPBACK_NAMES = {"localhost"}
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
-class IteroUnsafeURL(AlignConfigurationError):
-    """A URL is not https on an allowed host: nothing was sent to it."""
+class IteroUnsafeURL(AlignConfigurationError, AlignError):
+    """A URL is not https on an allowed host: nothing was sent to it.
+
+    Both a configuration error (``ImproperlyConfigured``: the setting, or ``ALLOWED_HOSTS``,
+    is what to fix) and an :class:`AlignError` (Discovery, a remote answer, may name such a
+    URL at run time; the workflows then treat it as a failed, not retryable, call).
+    """
 
 
 class IteroOAuthError(AlignRequestRejected):
@@ -142,20 +150,11 @@ def fill_placeholders(template: str, **values: str) -> str:
     return url
 
 
-def _json_object(response: requests.Response, call: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as err:
-        raise AlignRequestRejected(f"iTero answered {call} with non-JSON", status_code=502) from err
-    if not isinstance(body, dict):
-        raise AlignRequestRejected(f"iTero answered {call} with a non-object", status_code=502)
-    return body
-
-
-def _token_set(body: dict[str, Any], call: str) -> TokenSet:
+def _token_set(body: dict[str, Any]) -> TokenSet | None:
+    """The token set an OAuth or pair answer holds, or ``None`` without an access token."""
     access, refresh = body.get("access_token"), body.get("refresh_token")
     if not isinstance(access, str) or not access:
-        raise AlignRequestRejected(f"iTero {call} answer had no access_token", status_code=502)
+        return None
     try:
         expires_in = int(body.get("expires_in") or 3600)
     except (TypeError, ValueError):
@@ -163,13 +162,17 @@ def _token_set(body: dict[str, Any], call: str) -> TokenSet:
     return TokenSet(access, refresh if isinstance(refresh, str) else "", max(1, expires_in))
 
 
-class IteroClient:
+class IteroClient(BaseClient):
     """One method per call of the iTero lab API.
 
     ``tokens`` supplies the bearer token of data calls (shared through the token cache);
     every data call may instead be given ``access_token=`` explicitly (used while a token
     is being refreshed, and right after sign-in).  ``endpoints`` are Discovery's URLs.
     """
+
+    service_name = "itero"
+    service_label = "iTero lab API"
+    honours_idempotency_key = False  # no idempotency scheme is published: GETs only
 
     def __init__(
         self,
@@ -178,15 +181,15 @@ class IteroClient:
         tokens: TokenCache | None = None,
         endpoints: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config or get_setting("ITERO")
-        self.tokens = tokens
+        self.config: dict[str, Any] = config or get_setting("ITERO")
         self.endpoints: dict[str, str] = dict(endpoints or {})
-        self.http = ServiceSession(
+        super().__init__(
             self.config["BASE_URL"] or "https://itero.invalid",
             retry=retry_from_settings(get_setting("SERVICE")),
             connect_timeout=float(self.config["CONNECT_TIMEOUT"]),
             read_timeout=float(self.config["READ_TIMEOUT"]),
-            service_name="itero",
+            max_response_bytes=int(get_setting("MAX_RESPONSE_BYTES")),
+            tokens=tokens,
         )
 
     # -- URLs ---------------------------------------------------------------------------
@@ -225,7 +228,7 @@ class IteroClient:
     # -- OAuth --------------------------------------------------------------------------
     def _oauth(self, call: str, path: str, form: dict[str, str]) -> requests.Response:
         url = self._check(f"{self._configured('OAUTH_BASE_URL')}{path}")
-        return self.http.request(call, "POST", url, data=form)
+        return self.send(call, "POST", url, data=form)
 
     def _grant(self, form: dict[str, str]) -> TokenSet:
         form = {
@@ -235,19 +238,23 @@ class IteroClient:
         }
         response = self._oauth("itero_token", "/oauth/token", form)
         if response.status_code in (400, 401):
-            try:
-                error = str(_json_object(response, "itero_token").get("error") or "invalid_request")
-            except AlignRequestRejected:
-                error = "invalid_request"
+            refused = self.error_for(response, "itero_token")
+            error = refused.errors[0] if refused.errors else "invalid_request"
             raise IteroOAuthError(
                 f"iTero refused the {form['grant_type']} grant ({response.status_code} {error})",
                 error=error[:64],
                 status_code=response.status_code,
-                request_id=request_id_of(response),
-            )
+                request_id=refused.request_id,
+            ) from refused
         if response.status_code != 200:
-            raise error_from_response(response, "itero_token")
-        return _token_set(_json_object(response, "itero_token"), "token")
+            raise self.error_for(response, "itero_token")
+        return self._token_answer(response, "itero_token")
+
+    def _token_answer(self, response: requests.Response, call: str) -> TokenSet:
+        token_set = _token_set(self.json_object(response, call))
+        if token_set is None:
+            raise self.protocol_error(response, call, "has no access_token")
+        return token_set
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         return self._grant(
@@ -261,51 +268,15 @@ class IteroClient:
         """Log out ``token`` (access or refresh).  Errors are raised; callers may ignore them."""
         response = self._oauth("itero_revoke", "/oauth/revoke", {"token": token})
         if not 200 <= response.status_code < 300:
-            raise error_from_response(response, "itero_revoke")
+            raise self.error_for(response, "itero_revoke")
+        response.close()
 
     # -- data calls ---------------------------------------------------------------------
     def _call(
-        self,
-        call: str,
-        method: str,
-        url: str,
-        *,
-        access_token: str | None = None,
-        stream: bool = False,
-        **kwargs: Any,
+        self, call: str, method: str, url: str, *, access_token: str | None = None, **kwargs: Any
     ) -> requests.Response:
-        """Send with the bearer token; with the shared token, a 401 refreshes once."""
-        url = self._check(url)  # before any token is even looked up
-        attempts = (1,) if access_token else (1, 2)
-        for attempt in attempts:
-            token = access_token or self._shared_token()
-            response = self.http.request(
-                call,
-                method,
-                url,
-                headers={"Authorization": f"Bearer {token}"},
-                stream=stream,
-                **kwargs,
-            )
-            if 200 <= response.status_code < 300:
-                return response
-            error = error_from_response(response, call)  # a 3xx lands here too: not followed
-            response.close()
-            if response.status_code != 401:
-                raise error
-            if not access_token and self.tokens is not None:
-                self.tokens.invalidate(token)
-                if attempt == 1:
-                    continue
-            raise AlignAuthenticationError(
-                f"iTero refused the token for {call}", status_code=401, request_id=error.request_id
-            ) from error
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _shared_token(self) -> str:
-        if self.tokens is None:
-            raise AlignConfigurationError("no iTero token source: pair with a lab account first")
-        return self.tokens.get()
+        """Send with the bearer token (the URL checked before any token is looked up)."""
+        return self.authorized(call, method, self._check(url), access_token=access_token, **kwargs)
 
     def discover(self, *, access_token: str | None = None) -> Discovery:
         """Run Discovery; every endpoint it names must pass :func:`check_url`, or nothing is
@@ -314,10 +285,12 @@ class IteroClient:
             f"{self._configured('BASE_URL')}/"
             f"{str(self.config['PATHS'].get('discovery', '/api/v2/discovery')).lstrip('/')}"
         )
-        body = _json_object(
+        body = self.json_object(
             self._call("discovery", "GET", url, access_token=access_token), "discovery"
         )
-        raw = body.get("endpoints") if isinstance(body.get("endpoints"), dict) else {}
+        raw = body.get("endpoints")
+        if not isinstance(raw, dict):
+            raw = {}
         endpoints: dict[str, str] = {}
         for name in ENDPOINT_NAMES:
             value = raw.get(name)
@@ -331,7 +304,7 @@ class IteroClient:
         response = self._call(
             "accounts", "GET", self.endpoint("accounts"), access_token=access_token
         )
-        accounts = _json_object(response, "accounts").get("accounts") or []
+        accounts = self.json_object(response, "accounts").get("accounts") or []
         return [account for account in accounts if isinstance(account, dict)]
 
     def pair(
@@ -343,7 +316,7 @@ class IteroClient:
         response = self._call(
             "pair", "POST", self.endpoint("pair"), access_token=access_token, json=body
         )
-        return _token_set(_json_object(response, "pair"), "pair")
+        return self._token_answer(response, "pair")
 
     def unpair(self, account_number: str, *, access_token: str | None = None) -> None:
         self._call(
@@ -356,21 +329,22 @@ class IteroClient:
 
     def list_orders(self) -> list[dict[str, Any]]:
         """Get Orders for the lab: orders ready and not downloaded yet."""
-        orders = _json_object(self._call("orders", "GET", self.endpoint("orders")), "orders")
+        orders = self.json_object(self._call("orders", "GET", self.endpoint("orders")), "orders")
         return [order for order in orders.get("orders") or [] if isinstance(order, dict)]
 
     def get_order(self, rx_id: str) -> dict[str, Any]:
-        return _json_object(self._call("order", "GET", self.endpoint("order", rxId=rx_id)), "order")
+        response = self._call("order", "GET", self.endpoint("order", rxId=rx_id))
+        return self.json_object(response, "order")
 
     def return_scan(self, rx_id: str, reason: str) -> dict[str, Any]:
         """Send the order back to the doctor for a rescan."""
         response = self._call(
             "return_scan", "POST", self.endpoint("return_scan", rxId=rx_id), json={"reason": reason}
         )
-        return _json_object(response, "return_scan") if response.content else {}
+        return self.json_object(response, "return_scan")
 
     def download(
-        self, rx_id: str, out: BinaryIO, *, asset_type: str = "ide", max_bytes: int | None = None
+        self, rx_id: str, out: IO[bytes], *, asset_type: str = "ide", max_bytes: int | None = None
     ) -> int:
         """Stream one asset archive into ``out`` in chunks; return its size.
 
@@ -382,7 +356,7 @@ class IteroClient:
         if asset_type not in ASSET_TYPES:
             raise ValueError(f"asset_type must be one of {ASSET_TYPES}")
         url = self.endpoint("download", rxId=rx_id, assetType=asset_type)
-        response = self._call("download", "GET", url, stream=True)
+        response = self._call("download", "GET", url)
         limit = max_bytes if max_bytes is not None else float("inf")
         try:
             try:
@@ -407,6 +381,3 @@ class IteroClient:
             return received
         finally:
             response.close()
-
-    def close(self) -> None:
-        self.http.close()

@@ -1,22 +1,50 @@
 """The retry rule for in-request retries, and the backoff for background retries.
 
-In-request retries use urllib3's ``Retry`` (mounted on the session's adapter): timeouts,
-connection errors, 429 and 5xx are retried with capped exponential backoff and jitter,
-``Retry-After`` is honoured up to a cap, other 4xx never.  Every method is retried: POSTs
-carry an ``Idempotency-Key`` made before the first attempt, so a retry cannot act twice.
+The rule is two small pure functions, tested branch by branch:
+
+- :func:`may_resend` — may this request be sent a second time at all?  A GET (HEAD,
+  OPTIONS) may; a POST, PUT, PATCH or DELETE only when it carries an ``Idempotency-Key``
+  *and* the service honours one (the Align integration service does; the iTero lab API
+  publishes no such scheme, so iTero retries GETs only).  An OAuth grant, a pairing or a
+  return scan is therefore never sent twice because an answer was lost.
+- :func:`should_retry` — given what went wrong, is another try now worth it?  A failure to
+  connect (nothing was sent) always is; a timeout or a dropped answer only when the request
+  may be re-sent; an answer only when it may be re-sent and is 429 or 5xx, and its
+  ``Retry-After`` (if any) is within ``RETRY_AFTER_MAX``.  Other 4xx never.
+
+:class:`AlignRetry` (urllib3's ``Retry``) applies them inside the HTTP adapter, with capped
+exponential backoff and jitter.  A ``Retry-After`` above the cap ends the in-request retries
+at once: the caller then schedules a background retry (:func:`background_delay`) that
+waits the whole time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import enum
 import random
-from typing import Any
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self, cast
 
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
+#: Methods whose repetition cannot make the service act twice.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class Failure(enum.Enum):
+    """What went wrong with one try of a request."""
+
+    CONNECT = "connect"  # no connection: the request was never sent
+    READ = "read"  # sent, but the answer timed out or the connection dropped
+    STATUS = "status"  # an answer came, with a status worth looking at
 
 
 def is_retryable_status(status: int) -> bool:
@@ -24,23 +52,33 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRY_STATUSES
 
 
-class AlignRetry(Retry):
-    """urllib3's ``Retry``, except that a ``Retry-After`` longer than ``retry_after_max``
-    ends the in-request retries at once (the answer is returned) instead of being cut
-    short: the caller then schedules a background retry that honours the whole wait."""
+def may_resend(
+    method: str, headers: Mapping[str, str], *, honours_idempotency_key: bool = True
+) -> bool:
+    """Whether a request may be sent again after its answer was lost or was a 429/5xx."""
+    if method.upper() in SAFE_METHODS:
+        return True
+    return honours_idempotency_key and bool(headers.get(IDEMPOTENCY_HEADER))
 
-    def increment(self, *args: Any, **kwargs: Any) -> Retry:
-        response = kwargs.get("response")
-        header = response.headers.get("Retry-After") if response is not None else None
-        wait = requested_wait(header) if header else None
-        if wait is not None and wait > self.retry_after_max:
-            url = kwargs.get("url") or (args[1] if len(args) > 1 else "")
-            raise MaxRetryError(
-                kwargs.get("_pool"),
-                url,
-                ResponseError(f"Retry-After {wait:.0f} s exceeds {self.retry_after_max} s"),
-            )
-        return super().increment(*args, **kwargs)
+
+def should_retry(
+    failure: Failure,
+    *,
+    resend: bool,
+    status: int | None = None,
+    retry_after: float | None = None,
+    retry_after_max: float = 30,
+) -> bool:
+    """The in-request retry rule (the budget of tries is counted by urllib3)."""
+    if failure is Failure.CONNECT:
+        return True  # nothing reached the service: trying again cannot act twice
+    if not resend:
+        return False
+    if failure is Failure.READ:
+        return True
+    if status is None or not is_retryable_status(status):
+        return False
+    return retry_after is None or retry_after <= retry_after_max
 
 
 def requested_wait(header: str) -> float | None:
@@ -58,6 +96,62 @@ def requested_wait(header: str) -> float | None:
     return max(0.0, (when - dt.datetime.now(tz=dt.UTC)).total_seconds())
 
 
+class AlignRetry(Retry):
+    """urllib3's ``Retry`` deciding with :func:`should_retry`.
+
+    ``resend`` is :func:`may_resend`'s answer for the requests this instance serves (the
+    adapter keeps one instance per answer, see ``client.http.RetryingAdapter``).
+    """
+
+    def __init__(self, *args: Any, resend: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resend = resend
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("resend", self.resend)
+        return super().new(**kw)
+
+    def _is_method_retryable(self, method: str) -> bool:
+        # urllib3 asks this before retrying a read error: the request was sent.
+        return should_retry(Failure.READ, resend=self.resend)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # Without urllib3's own rule, which would also retry a 413 with Retry-After.
+        return should_retry(Failure.STATUS, resend=self.resend, status=status_code)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if response is not None:
+            header = response.headers.get("Retry-After")
+            wait = requested_wait(header) if header else None
+            if not should_retry(
+                Failure.STATUS,
+                resend=self.resend,
+                status=response.status,
+                retry_after=wait,
+                retry_after_max=self.retry_after_max,
+            ):
+                # The answer is handed back as it is (raise_on_status is off).
+                reason = f"answer {response.status} (Retry-After {header}) not retried in-request"
+                # urllib3 types the pool as required but passes None itself at times.
+                pool = cast(ConnectionPool, _pool)
+                raise MaxRetryError(pool, url or "", ResponseError(reason))
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None:
+            # urllib3 would next read the answer being retried whole to reuse its
+            # connection; with no size cap, closing the connection is the safer cost.
+            response.close()
+            response.release_conn()
+        return retry
+
+
 def build_retry(
     *,
     total: int = 3,
@@ -65,7 +159,8 @@ def build_retry(
     backoff_max: float = 10.0,
     backoff_jitter: float = 0.5,
     retry_after_max: int = 30,
-) -> Retry:
+    resend: bool = True,
+) -> AlignRetry:
     return AlignRetry(
         total=total,
         connect=total,
@@ -73,7 +168,7 @@ def build_retry(
         status=total,
         other=0,
         redirect=0,
-        allowed_methods=None,  # every method: our POSTs are idempotent by key
+        allowed_methods=None,  # the method rule is should_retry's, through ``resend``
         status_forcelist=RETRY_STATUSES,
         backoff_factor=backoff_factor,
         backoff_max=backoff_max,
@@ -82,16 +177,18 @@ def build_retry(
         retry_after_max=retry_after_max,
         raise_on_status=False,
         raise_on_redirect=False,
+        resend=resend,
     )
 
 
-def retry_from_settings(service: dict[str, Any]) -> Retry:
+def retry_from_settings(service: Mapping[str, Any], *, resend: bool = True) -> AlignRetry:
     return build_retry(
         total=int(service["RETRIES"]),
         backoff_factor=float(service["BACKOFF_FACTOR"]),
         backoff_max=float(service["BACKOFF_MAX"]),
         backoff_jitter=float(service["BACKOFF_JITTER"]),
         retry_after_max=int(service["RETRY_AFTER_MAX"]),
+        resend=resend,
     )
 
 

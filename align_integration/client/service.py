@@ -11,52 +11,58 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from align_integration.client.errors import (
-    AlignAuthenticationError,
-    AlignConfigurationError,
-    AlignRequestRejected,
-    error_from_response,
-)
-from align_integration.client.http import ServiceSession
+from align_integration.client.errors import AlignConfigurationError
+from align_integration.client.http import BaseClient
 from align_integration.client.retry import retry_from_settings
 from align_integration.client.token import TokenCache
 from align_integration.conf import get_setting
 
+#: ``SERVICE`` keys the client cannot work without.
+REQUIRED_KEYS = ("BASE_URL", "CLIENT_ID", "CLIENT_SECRET")
 
-class AlignServiceClient:
-    """HTTP client for the Align integration service."""
+
+class AlignServiceClient(BaseClient):
+    """HTTP client for the Align integration service.
+
+    Built without any network call; the bearer token is fetched on first use.  A missing
+    ``SERVICE`` key raises :class:`~align_integration.client.errors.AlignConfigurationError`
+    (Django's ``ImproperlyConfigured``) when a token is first needed.
+    """
+
+    service_name = "align"
+    service_label = "Align service"
+    honours_idempotency_key = True  # the service answers a repeated key with the first answer
 
     def __init__(self, service: dict[str, Any] | None = None, token_cache_alias: str = "") -> None:
-        self.config = service or get_setting("SERVICE")
+        self.config: dict[str, Any] = service or get_setting("SERVICE")
         self.paths: dict[str, str] = self.config["PATHS"]
-        self.http = ServiceSession(
+        super().__init__(
             self.config["BASE_URL"] or "http://align-service.invalid",
             retry=retry_from_settings(self.config),
             connect_timeout=float(self.config["CONNECT_TIMEOUT"]),
             read_timeout=float(self.config["READ_TIMEOUT"]),
-            service_name="align",
-        )
-        self.tokens = TokenCache(
-            "align",
-            self._fetch_token,
-            alias=token_cache_alias or get_setting("TOKEN_CACHE"),
-            margin=int(get_setting("TOKEN_REFRESH_MARGIN")),
-            lock_timeout=float(get_setting("TOKEN_LOCK_TIMEOUT")),
+            max_response_bytes=int(get_setting("MAX_RESPONSE_BYTES")),
+            tokens=TokenCache(
+                "align",
+                self._fetch_token,
+                alias=token_cache_alias or get_setting("TOKEN_CACHE"),
+                margin=int(get_setting("TOKEN_REFRESH_MARGIN")),
+                lock_timeout=float(get_setting("TOKEN_LOCK_TIMEOUT")),
+            ),
         )
 
     # -- token -------------------------------------------------------------------------
     @property
     def token(self) -> str:
-        return self.tokens.get()
+        return self.shared_token()
 
     def _fetch_token(self) -> tuple[str, int]:
-        if not (self.config["BASE_URL"] and self.config["CLIENT_ID"]):
+        missing = [key for key in REQUIRED_KEYS if not self.config.get(key)]
+        if missing:
             raise AlignConfigurationError(
-                "ALIGN_INTEGRATION['SERVICE'] needs BASE_URL, CLIENT_ID and CLIENT_SECRET"
+                f"ALIGN_INTEGRATION['SERVICE'] is missing {', '.join(missing)}"
             )
-        response = self.http.request(
+        response = self.send(
             "token",
             "POST",
             self.paths["token"],
@@ -67,12 +73,16 @@ class AlignServiceClient:
             },
         )
         if response.status_code != 200:
-            raise error_from_response(response, "token")
-        body = _json(response, "token")
+            raise self.error_for(response, "token")
+        body = self.json_object(response, "token")
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
-            raise AlignRequestRejected("token answer had no access_token", status_code=502)
-        return token, int(body.get("expires_in") or 3600)
+            raise self.protocol_error(response, "token", "has no access_token")
+        try:
+            expires_in = int(body.get("expires_in") or 3600)
+        except (TypeError, ValueError) as err:
+            raise self.protocol_error(response, "token", "has a malformed expires_in") from err
+        return token, expires_in
 
     # -- plumbing ----------------------------------------------------------------------
     def _call(
@@ -84,28 +94,10 @@ class AlignServiceClient:
         idempotency_key: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Send with the shared token; on 401 refresh once and send once more."""
-        for attempt in (1, 2):
-            token = self.token
-            headers = {"Authorization": f"Bearer {token}"}
-            if idempotency_key:
-                headers["Idempotency-Key"] = idempotency_key
-            response = self.http.request(call, method, path, headers=headers, **kwargs)
-            if response.status_code == 401:
-                self.tokens.invalidate(token)
-                if attempt == 1:
-                    continue
-                error = error_from_response(response, call)
-                raise AlignAuthenticationError(
-                    f"Align service refused a fresh token for {call}",
-                    status_code=401,
-                    errors=error.errors,
-                    request_id=error.request_id,
-                ) from error
-            if not 200 <= response.status_code < 300:
-                raise error_from_response(response, call)
-            return _json(response, call)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Send with the shared token (a 401 refreshes it once); the answer's JSON object."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self.authorized(call, method, path, headers=headers, **kwargs)
+        return self.json_object(response, call)
 
     def _path(self, call: str, **values: str) -> str:
         return self.paths[call].format(**{k: quote(v, safe="") for k, v in values.items()})
@@ -178,14 +170,3 @@ class AlignServiceClient:
             data={"caseId": case_id, "mrn": mrn, "comments": comments},
             idempotency_key=idempotency_key,
         )
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def _json(response: requests.Response, call: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -1,9 +1,15 @@
-"""Bearer tokens shared by every process through a Django cache alias.
+"""Bearer tokens shared by every process through a Django cache alias, encrypted at rest.
 
 A token is cached until shortly before ``expires_in``.  When it is missing, exactly one
 caller (across threads and processes) fetches a new one under a cache lock; the others
 wait and read what it stored.  A 401 invalidates the token it was sent with, never a newer
 one another process already stored.
+
+The cache holds the token encrypted (:mod:`align_integration.encryption`, the key that
+also protects the iTero tokens in the database): whoever can read the cache (a shared
+Redis, its dumps and replicas) cannot replay the token.  An entry that does not decrypt (a
+plaintext entry from version 0.1, or a key rotated away) counts as a miss: a new token is
+fetched and stored over it.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 
+from align_integration.encryption import decrypt_token, encrypt_token
 from align_integration.locks import cache_lock
 
 logger = logging.getLogger("align_integration.client")
@@ -22,6 +29,8 @@ logger = logging.getLogger("align_integration.client")
 TOKEN_KEY_PREFIX = "align_integration:token:"  # noqa: S105 - a cache key prefix
 #: Names of every token cache entry this app writes (for ``forget_tokens``).
 TOKEN_NAMES = ("align", "itero")
+#: The field of a cache entry holding the encrypted token.
+SEALED_FIELD = "sealed"
 
 
 class TokenCache:
@@ -47,17 +56,37 @@ class TokenCache:
         self.key = TOKEN_KEY_PREFIX + name
 
     @property
-    def cache(self) -> Any:
+    def cache(self) -> BaseCache:
         return caches[self.alias]
 
-    def _cached(self) -> str | None:
+    def _entry_token(self, entry: Any) -> str:
+        """The token an entry holds, or ``""`` (old format, unreadable, or no entry)."""
+        if not isinstance(entry, dict):
+            return ""
+        sealed = entry.get(SEALED_FIELD)
+        return decrypt_token(sealed) if isinstance(sealed, str) else ""
+
+    def cached(self) -> str | None:
+        """The cached token while it is fresh (outside the refresh margin), else ``None``."""
         entry = self.cache.get(self.key)
-        if isinstance(entry, dict) and entry.get("expires_at", 0) > time.time() + self.margin:
-            return str(entry["token"])
+        token = self._entry_token(entry)
+        if token and float(entry.get("expires_at", 0)) > time.time() + self.margin:
+            return token
         return None
 
+    _cached = cached  # the name ``align_doctor`` uses
+
+    def store(self, token: str, expires_in: int) -> None:
+        """Put ``token`` in the cache, encrypted, for ``expires_in`` seconds less the margin."""
+        expires_in = max(1, int(expires_in))
+        self.cache.set(
+            self.key,
+            {SEALED_FIELD: encrypt_token(token), "expires_at": time.time() + expires_in},
+            timeout=max(1, expires_in - self.margin),
+        )
+
     def get(self) -> str:
-        token = self._cached()
+        token = self.cached()
         if token:
             return token
         with cache_lock(
@@ -66,23 +95,21 @@ class TokenCache:
             timeout=self.lock_timeout,
             blocking_timeout=self.lock_timeout,
         ):
-            token = self._cached()  # someone else may have refreshed while we waited
+            token = self.cached()  # someone else may have refreshed while we waited
             if token:
                 return token
             token, expires_in = self.fetch()
-            expires_in = max(1, int(expires_in))
-            self.cache.set(
-                self.key,
-                {"token": token, "expires_at": time.time() + expires_in},
-                timeout=max(1, expires_in - self.margin),
-            )
-            logger.info("token=%s outcome=refreshed expires_in=%d", self.name, expires_in)
+            self.store(token, expires_in)
+            logger.info("token=%s outcome=refreshed expires_in=%d", self.name, int(expires_in))
             return token
 
     def invalidate(self, token: str) -> None:
-        """Forget ``token`` if it is still the cached one."""
+        """Forget ``token`` if it is still the cached one (or the entry cannot be read)."""
         entry = self.cache.get(self.key)
-        if isinstance(entry, dict) and entry.get("token") == token:
+        if entry is None:
+            return
+        cached = self._entry_token(entry)
+        if not cached or cached == token:
             self.cache.delete(self.key)
             logger.info("token=%s outcome=invalidated", self.name)
 

@@ -1,8 +1,8 @@
 """iTero lab connector tables: the pairing with a lab account, the scans, the notifications.
 
 - :class:`IteroConnection` — the one pairing of this deployment with an iTero lab account
-  (a lab user belongs to exactly one lab).  Its tokens are encrypted at rest with Fernet, the
-  key derived from ``ITERO["ENCRYPTION_KEY"]`` (or ``SECRET_KEY``).
+  (a lab user belongs to exactly one lab).  Its tokens are encrypted at rest with Fernet
+  (:mod:`align_integration.encryption`).
 - :class:`IteroScan` — one revision of one iTero order (Rx id + file change), downloaded once.
 - :class:`IteroNotification` — a scan notification as received, stored before acting.
 
@@ -12,17 +12,13 @@ order carries are only used in memory to find the case.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from align_integration.encryption import decrypt_token, encrypt_token
 from align_integration.models._case import case_foreign_key
 
 #: Order fields safe to keep: ids, status and dates, never the patient or the doctor.
@@ -36,42 +32,6 @@ ORDER_SUMMARY_FIELDS = (
     "receivedAt",
     "version",
 )
-
-
-# -- encryption at rest -------------------------------------------------------------------
-def _fernet_for(secret: str) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"django-align-integration",
-        info=b"itero-token-encryption",
-    ).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def token_cipher() -> MultiFernet:
-    """Encrypts with ``ITERO["ENCRYPTION_KEY"]`` (else ``SECRET_KEY``); decrypts with it and
-    ``SECRET_KEY`` / ``SECRET_KEY_FALLBACKS`` too, so rotating a key does not lose the pairing."""
-    from align_integration.conf import get_setting
-
-    secrets = [str(get_setting("ITERO", "ENCRYPTION_KEY") or settings.SECRET_KEY)]
-    secrets += [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    unique = list(dict.fromkeys(secret for secret in secrets if secret))
-    return MultiFernet([_fernet_for(secret) for secret in unique])
-
-
-def encrypt_token(value: str) -> str:
-    return token_cipher().encrypt(value.encode()).decode() if value else ""
-
-
-def decrypt_token(value: str) -> str:
-    """The plain token, or ``""`` when there is none or no key can read it."""
-    if not value:
-        return ""
-    try:
-        return token_cipher().decrypt(value.encode()).decode()
-    except InvalidToken:
-        return ""
 
 
 # -- the pairing ----------------------------------------------------------------------------

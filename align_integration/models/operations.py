@@ -29,12 +29,14 @@ class RemoteOperation(models.Model):
     UPLOAD_ASSETS = "upload_assets"
     CLINCHECK_ACCEPT = "clincheck_accept"
     CLINCHECK_REVISE = "clincheck_revise"
+    AUTO_SEND = "auto_send"
     KINDS = [
         (CREATE_PATIENT, "Create patient"),
         (CREATE_ORDER, "Create primary order"),
         (UPLOAD_ASSETS, "Upload assets"),
         (CLINCHECK_ACCEPT, "ClinCheck accept"),
         (CLINCHECK_REVISE, "ClinCheck revision"),
+        (AUTO_SEND, "Automatic send to Align"),
     ]
 
     PENDING = "pending"

@@ -1,14 +1,12 @@
-"""A stand-in for Align's integration service and iTero's lab API, for tests and demos.
+"""Alias of :mod:`align_integration.testing.sandbox`, kept so that old imports and
+``python -m align_integration.sandbox`` go on working; the sandbox lives in the test kit."""
 
-``Sandbox`` serves both vendors' wire protocols on one local port (stdlib HTTP server),
-records every request, injects faults on demand and calls the host back with signed
-callbacks and scan notifications. Run it by hand with ``python -m align_integration.sandbox``.
-Nothing else in ``align_integration`` imports this package.
-"""
-
-from .faults import CALL_NAMES, Fault
-from .scans import build_scan_zip
-from .server import Sandbox
-from .wire import RecordedRequest
+from align_integration.testing.sandbox import (
+    CALL_NAMES,
+    Fault,
+    RecordedRequest,
+    Sandbox,
+    build_scan_zip,
+)
 
 __all__ = ["CALL_NAMES", "Fault", "RecordedRequest", "Sandbox", "build_scan_zip"]

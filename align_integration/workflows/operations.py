@@ -19,18 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from align_integration import signals
+from align_integration import signals, telemetry
 from align_integration.adapters import CaseAdapter, PatientData
 from align_integration.client.errors import AlignError
 from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
 from align_integration.outbound import ensure_outbound_allowed
+from align_integration.workflows.reachability import note_call
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
@@ -137,6 +138,7 @@ def run_operation(
     if operation.state == RemoteOperation.SUCCEEDED:
         return operation.result
     ensure_outbound_allowed(operation=operation)
+    state_before = operation.state
     if not _claim(operation):  # it succeeded meanwhile
         return operation.result
 
@@ -147,6 +149,9 @@ def run_operation(
             _fail(operation, error, attempt, label, user, background)
         except ConflictAtAlign as conflict:
             _conflict(operation, str(conflict), label, user)
+        except ImproperlyConfigured:
+            _unclaim(operation, state_before, counted=False)
+            raise
         if found:
             if operation.attempts:
                 message = f"{label}: found at Align from an earlier attempt; not sent again."
@@ -174,10 +179,22 @@ def run_operation(
         operation=operation,
         user=user,
     )
-    try:
-        answer = attempt.call(str(operation.idempotency_key))
-    except AlignError as error:
-        _fail(operation, error, attempt, label, user, background)
+    with telemetry.span(
+        "align.operation",
+        kind=operation.kind,
+        operation_id=operation.pk,
+        attempt=operation.attempts,
+    ) as traced:
+        try:
+            answer = attempt.call(str(operation.idempotency_key))
+        except AlignError as error:
+            telemetry.set_attribute(traced, "outcome", "failed")
+            _fail(operation, error, attempt, label, user, background)
+        except ImproperlyConfigured:
+            _unclaim(operation, state_before, counted=True)
+            raise
+        telemetry.set_attribute(traced, "outcome", "succeeded")
+    note_call(operation.kind)
     record(
         operation.case,
         operation.kind,
@@ -189,6 +206,14 @@ def run_operation(
         note=True,
     )
     return _succeed(operation, answer, attempt)
+
+
+def _unclaim(operation: RemoteOperation, state: str, *, counted: bool) -> None:
+    """Hand the operation back as it was: a settings error is no attempt at Align."""
+    RemoteOperation.objects.filter(pk=operation.pk).update(
+        state=state, claimed_until=None, attempts=F("attempts") - int(counted)
+    )
+    operation.refresh_from_db()
 
 
 def _succeed(
@@ -237,6 +262,7 @@ def _fail(
     user: Any,
     background: bool,
 ) -> NoReturn:
+    note_call(operation.kind, error)
     errors = redact([str(error), *error.errors], attempt.patient)
     operation.ambiguous = operation.ambiguous or error.ambiguous
     operation.last_status_code = error.status_code

@@ -118,7 +118,11 @@ def test_seeded_cases(seeded: dict[str, Any]) -> None:
 def test_seeded_users_and_flags(seeded: dict[str, Any]) -> None:
     assert seeded["users"]["staff"] == [True, True, False]
     assert seeded["users"]["provider"] == [False, False, True]
-    assert seeded["flags"] == {"initiate-align-order": True, "set-align-order-status": True}
+    assert seeded["flags"] == {
+        "initiate-align-order": True,
+        "set-align-order-status": True,
+        "auto-send-to-align": False,
+    }
 
 
 def test_settings_follow_the_environment(seeded: dict[str, Any]) -> None:

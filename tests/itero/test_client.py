@@ -10,7 +10,12 @@ import pytest
 import requests
 import responses
 
-from align_integration.client.errors import AlignAuthenticationError, AlignError, AlignNotFound
+from align_integration.client.errors import (
+    AlignAuthenticationError,
+    AlignConnectionError,
+    AlignError,
+    AlignNotFound,
+)
 from align_integration.client.itero import (
     IteroClient,
     IteroDownloadIncomplete,
@@ -168,7 +173,7 @@ def test_redirects_are_never_followed(itero_unit_settings: Any) -> None:
     )
     evil = responses.get("https://evil.example.net/steal", json={})
     client = IteroClient(tokens=shared_tokens("tok"), endpoints=ENDPOINTS)
-    # ServiceSession (max_redirects=0) turns a 3xx into an error; nothing is followed.
+    # The session (max_redirects=0) turns a 3xx into an error; nothing is followed.
     with pytest.raises(AlignError):
         client.list_orders()
     assert evil.call_count == 0
@@ -225,6 +230,6 @@ def test_download_404_means_not_ready(itero_unit_settings: Any) -> None:
 def test_connection_errors_surface_as_ours(itero_unit_settings: Any) -> None:
     responses.get(ENDPOINTS["orders"], body=requests.ConnectionError("reset"))
     client = IteroClient(tokens=shared_tokens("tok"), endpoints=ENDPOINTS)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AlignConnectionError) as caught:
         client.list_orders()
-    assert getattr(caught.value, "retryable", False) is True
+    assert caught.value.retryable is True

@@ -16,6 +16,7 @@ from align_integration.client.token import TOKEN_KEY_PREFIX
 from align_integration.locks import redis_client_of
 from align_integration.models import IteroConnection
 from align_integration.workflows.itero import run_due_itero_work
+from align_integration.workflows.itero.connection import token_cache
 from tests.itero.helpers import pair_through_pages
 from tests.itero.procs import poll_repeatedly, refresh_together
 
@@ -38,7 +39,9 @@ def test_the_shared_token_lives_in_redis(redis_sandbox: Any, staff_client: Clien
     connection = pair_through_pages(staff_client)
     cache = caches[settings.ALIGN_INTEGRATION["TOKEN_CACHE"]]
     assert redis_client_of(cache) is not None
-    assert cache.get(TOKEN_KEY_PREFIX + "itero")["token"] == connection.access_token
+    assert token_cache().cached() == connection.access_token
+    raw = redis_client_of(cache).get(cache.make_key(TOKEN_KEY_PREFIX + "itero"))
+    assert raw and connection.access_token.encode() not in raw  # encrypted at rest
 
 
 def test_many_processes_poll_at_most_once_per_window(

@@ -316,32 +316,33 @@ def test_acting_user_is_on_the_timeline(sent_case: Any, staff_user: Any) -> None
     assert event.user == staff_user
 
 
-def test_ten_thousand_rows_quickly(tmp_path: Path, make_case: Any) -> None:
+def test_a_large_file_is_deduplicated_and_reported_row_by_row(
+    tmp_path: Path, make_case: Any
+) -> None:
+    """Many rows naming few cases: each case is checked once, every row is reported.
+    (How fast a 10,000-row file goes is measured in benchmarks/, not here.)"""
     from tests.testapp.models import Case, Patient
 
     template = make_case(stl_files=0)
     patients = Patient.objects.bulk_create(
-        Patient(first_name="A", last_name="B", medical_record_number=f"M{i}") for i in range(2000)
+        Patient(first_name="A", last_name="B", medical_record_number=f"M{i}") for i in range(200)
     )
     cases = Case.objects.bulk_create(Case(patient=patient) for patient in patients)
     CaseAsset.objects.bulk_create(
         CaseAsset(case=case, kind=CaseAsset.CCACCEPTSCREEN, file="s.jpg") for case in cases
     )
     refs = [str(case.uuid) for case in cases]
-    rows = [[refs[i % len(refs)], "x"] for i in range(9_999)] + [[template.uuid, "y"]]
+    rows = [[refs[i % len(refs)], "x"] for i in range(999)] + [[template.uuid, "y"]]
     path = write_csv(tmp_path / "big.csv", ["case_id", "other"], rows, crlf=True, bom=True)
     report_path = tmp_path / "report.csv"
-    started = time.monotonic()
     code, out, _ = run(
         "align_clincheck_accept", "--csv", str(path), "--dry-run", "--concurrency", "1",
         "--report", str(report_path),
     )  # fmt: skip
-    elapsed = time.monotonic() - started
     assert code == 1  # the template case has no screenshot
-    assert "10000 rows: 2000 would be sent" in out
-    assert "7999 duplicates, 1 failed" in out
-    assert len(read_report(report_path)) == 10_000
-    assert elapsed < 30, elapsed
+    assert "1000 rows: 200 would be sent" in out
+    assert "799 duplicates, 1 failed" in out
+    assert len(read_report(report_path)) == 1_000
 
 
 @pytest.mark.django_db(transaction=True)

@@ -43,16 +43,7 @@ def test_all_checks_pass(align_sandbox: Any, settings: Any) -> None:
     assert code == 0, out
     assert lines(out) == {
         name: "OK"
-        for name in (
-            "settings",
-            "cache",
-            "token",
-            "service",
-            "tasks",
-            "backlog",
-            "itero",
-            "outbound",
-        )
+        for name in ("settings", "cache", "token", "service", "tasks", "backlog", "itero", "paused")
     }
     assert "new bearer token obtained" in out
     assert "not configured" in out
@@ -135,3 +126,52 @@ def test_backlog_says_when_retries_are_waiting(
     code, out = doctor()
     assert code == 0
     assert "1 operations due" in out and "is align_worker running?" in out
+
+
+def test_backlog_waiting_too_long_fails(align_sandbox: Any, settings: Any, make_case: Any) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from align_integration.models import RemoteOperation
+
+    without_itero(settings)
+    settings.ALIGN_INTEGRATION = {**settings.ALIGN_INTEGRATION, "BACKLOG_MAX_OVERDUE": 600}
+    RemoteOperation.objects.create(
+        case=make_case(),
+        kind=RemoteOperation.CLINCHECK_ACCEPT,
+        dedupe_key="x",
+        state=RemoteOperation.RETRY_SCHEDULED,
+        next_attempt_at=timezone.now() - dt.timedelta(minutes=11),
+    )
+    code, out = doctor()
+    assert code == 1
+    assert "FAIL backlog: 1 operations due, the oldest for 66" in out
+    assert "over 600 s, is align_worker running?" in out
+
+
+def test_pause_switch_warns_without_failing(align_sandbox: Any, settings: Any) -> None:
+    from waffle.models import Switch
+
+    without_itero(settings)
+    Switch.objects.create(name="align-outbound-paused", active=True)
+    code, out = doctor()
+    assert code == 0, out
+    assert lines(out)["paused"] == "WARN"
+    assert "nothing is sent to Align or iTero" in out
+
+
+def test_the_authenticated_read_is_noted_for_the_health_endpoint(
+    align_sandbox: Any, settings: Any
+) -> None:
+    from align_integration.workflows.reachability import last_reachability
+
+    without_itero(settings)
+    align_sandbox.inject_fault("find_patients", status=503, times=None)
+    doctor()
+    last = last_reachability()
+    assert last is not None and not last.reachable and last.status == 503
+    align_sandbox.clear_faults()
+    doctor()
+    last = last_reachability()
+    assert last is not None and last.reachable and last.call == "find_patients"

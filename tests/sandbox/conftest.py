@@ -1,25 +1,23 @@
 """Fixtures for the sandbox's own tests: a running sandbox, tokens, and a host stand-in.
 
-The sandbox is started once per session and reset before each test. ``receiver`` is a tiny
-local HTTP server playing the host's callbacks / notifications endpoints.
+The sandbox is started once per session and reset before each test. ``receiver`` is the test
+kit's :class:`~align_integration.testing.CallbackReceiver`, playing the host's callbacks /
+notifications endpoints.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
 
-from align_integration.sandbox import Sandbox
+from align_integration.testing import CallbackReceiver
+from align_integration.testing.sandbox import Sandbox
 from tests.sandbox.helpers import (
     REDIRECT_URI,
-    Delivery,
-    Receiver,
     itero_code,
     itero_exchange,
     order_body,
@@ -52,6 +50,7 @@ def sandbox(running_sandbox: Sandbox) -> Iterator[Sandbox]:
     running_sandbox.callback_url = None
     running_sandbox.auto_callbacks = True
     running_sandbox.callback_delay = 0.0
+    running_sandbox.plan_viewer_url = None
     running_sandbox.token_ttl = 3600
     running_sandbox.itero.token_ttl = 3600
     yield running_sandbox
@@ -132,28 +131,6 @@ def itero_auth(itero_tokens: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with state.lock:
-                state.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[CallbackReceiver]:
+    with CallbackReceiver() as state:
+        yield state

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from align_integration.sandbox import Sandbox
+from align_integration.testing.sandbox import Sandbox
 
 REDIRECT_URI = "https://host.example/align/itero/callback"
 
@@ -67,32 +63,3 @@ def itero_exchange(sandbox: Sandbox, **form: str) -> requests.Response:
     }
     data.update(form)
     return requests.post(f"{sandbox.url}/oauth/token", data=data, timeout=5)
-
-
-@dataclass
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """The host's side: records every POST and answers ``status``."""
-
-    url: str = ""
-    status: int = 200
-    deliveries: list[Delivery] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.deliveries) >= count:
-                    return list(self.deliveries)
-            time.sleep(0.01)
-        raise AssertionError(f"expected {count} deliveries, got {len(self.deliveries)}")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from align_integration.sandbox import Sandbox
+from align_integration.testing.sandbox import Sandbox
 from tests.sandbox.helpers import order_body, patient_body
 
 Auth = Callable[..., dict[str, str]]

@@ -9,8 +9,8 @@ from typing import Any
 import requests
 from standardwebhooks import Webhook
 
-from align_integration.sandbox import Sandbox
-from tests.sandbox.helpers import Delivery, Receiver
+from align_integration.testing import CallbackReceiver, Delivery
+from align_integration.testing.sandbox import Sandbox
 
 Auth = Callable[..., dict[str, str]]
 
@@ -28,7 +28,7 @@ def parse_time(text: str) -> datetime:
 
 
 def test_order_sends_the_callback_sequence(
-    sandbox: Sandbox, receiver: Receiver, make_order: Callable[..., str]
+    sandbox: Sandbox, receiver: CallbackReceiver, make_order: Callable[..., str]
 ) -> None:
     sandbox.callback_url = f"{receiver.url}/align/callbacks"
     make_order("C-1")
@@ -57,7 +57,7 @@ def test_order_sends_the_callback_sequence(
 
 
 def test_revision_and_accept_callbacks(
-    sandbox: Sandbox, receiver: Receiver, auth: Auth, make_order: Callable[..., str]
+    sandbox: Sandbox, receiver: CallbackReceiver, auth: Auth, make_order: Callable[..., str]
 ) -> None:
     sandbox.callback_url = receiver.url
     make_order("C-1")
@@ -83,7 +83,7 @@ def test_revision_and_accept_callbacks(
 
 
 def test_no_callbacks_when_disabled_or_replayed(
-    sandbox: Sandbox, receiver: Receiver, auth: Auth, make_patient: Callable[..., str]
+    sandbox: Sandbox, receiver: CallbackReceiver, auth: Auth, make_patient: Callable[..., str]
 ) -> None:
     sandbox.callback_url = receiver.url
     patient_id = make_patient("C-1")
@@ -107,7 +107,7 @@ def test_no_callbacks_when_disabled_or_replayed(
     assert len(receiver.deliveries) == 4
 
 
-def test_send_callback_by_hand(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_send_callback_by_hand(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
     moment = datetime.now(UTC)
     status = sandbox.send_callback(
         "case.status_changed",
@@ -129,7 +129,7 @@ def test_send_callback_by_hand(sandbox: Sandbox, receiver: Receiver) -> None:
     assert receiver.wait(2)[1].headers["webhook-id"] == "msg_fixed"
 
 
-def test_send_callback_with_another_secret(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_send_callback_with_another_secret(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
     secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
     sandbox.send_callback("x.y", {}, url=receiver.url, secret=secret)
     delivery = receiver.wait(1)[0]
@@ -137,7 +137,7 @@ def test_send_callback_with_another_secret(sandbox: Sandbox, receiver: Receiver)
 
 
 def test_host_errors_and_unreachable_hosts_are_recorded(
-    sandbox: Sandbox, receiver: Receiver
+    sandbox: Sandbox, receiver: CallbackReceiver
 ) -> None:
     receiver.status = 500
     assert sandbox.send_callback("x.y", {}, url=receiver.url) == 500
@@ -148,7 +148,7 @@ def test_host_errors_and_unreachable_hosts_are_recorded(
 
 
 def test_reset_drops_pending_callbacks(
-    sandbox: Sandbox, receiver: Receiver, make_order: Callable[..., str]
+    sandbox: Sandbox, receiver: CallbackReceiver, make_order: Callable[..., str]
 ) -> None:
     sandbox.callback_url = receiver.url
     sandbox.callback_delay = 0.3
@@ -157,3 +157,50 @@ def test_reset_drops_pending_callbacks(
     sandbox.callback_url = receiver.url
     assert sandbox.wait_idle(2)
     assert receiver.deliveries == []
+
+
+def test_treatment_plans_carry_the_viewer_url_when_configured(
+    sandbox: Sandbox, receiver: CallbackReceiver, auth: Auth, make_order: Callable[..., str]
+) -> None:
+    sandbox.callback_url = receiver.url
+    sandbox.plan_viewer_url = "https://viewer.example/{caseId}/{planId}?v={version}"
+    make_order("C-1")
+    plan = verified(sandbox, receiver.wait(4)[2])["data"]
+    assert plan["viewerUrl"] == f"https://viewer.example/C-1/{plan['planId']}?v=1"
+    requests.put(
+        f"{sandbox.url}/orders/C-1/modify",
+        data={"caseId": "C-1", "mrn": "M", "comments": "more"},
+        headers=auth(),
+        timeout=5,
+    )
+    revised = verified(sandbox, receiver.wait(6)[4])["data"]
+    assert revised["viewerUrl"].endswith(f"/{revised['planId']}?v=2")
+
+
+def test_no_viewer_url_by_default(
+    sandbox: Sandbox, receiver: CallbackReceiver, make_order: Callable[..., str]
+) -> None:
+    sandbox.callback_url = receiver.url
+    sandbox.plan_viewer_url = None
+    make_order("C-1")
+    assert "viewerUrl" not in verified(sandbox, receiver.wait(4)[2])["data"]
+
+
+def test_callback_settings_over_http(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
+    answer = requests.post(
+        f"{sandbox.url}/__sandbox__/config",
+        json={
+            "callback_url": receiver.url,
+            "auto_callbacks": "false",
+            "plan_viewer_url": "https://viewer.example/{planId}",
+        },
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["auto_callbacks"] is False
+    assert sandbox.callback_url == receiver.url
+    assert sandbox.plan_viewer_url == "https://viewer.example/{planId}"
+    requests.post(f"{sandbox.url}/__sandbox__/config", json={"plan_viewer_url": None}, timeout=5)
+    assert sandbox.plan_viewer_url is None
+    bad = requests.post(f"{sandbox.url}/__sandbox__/config", json={"colour": "red"}, timeout=5)
+    assert bad.status_code == 400

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import requests
 from standardwebhooks import Webhook
 
-from align_integration.sandbox import Sandbox
-from tests.sandbox.helpers import Receiver, patient_body
+from align_integration.testing import CallbackReceiver
+from align_integration.testing.sandbox import Sandbox
+from tests.sandbox.helpers import patient_body
 
 Auth = Callable[..., dict[str, str]]
 CONTROL = "/__sandbox__"
@@ -60,7 +61,7 @@ def test_reset_over_http(sandbox: Sandbox, auth: Auth) -> None:
     assert sandbox.patients == [] and sandbox.requests == [] and sandbox.faults == []
 
 
-def test_scans_over_http(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_scans_over_http(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
     sandbox.itero.paired["LAB-1001"] = receiver.url
     created = requests.post(
         f"{sandbox.url}{CONTROL}/itero/scans",
@@ -104,7 +105,7 @@ def test_page_and_its_form(sandbox: Sandbox) -> None:
     assert len(state["itero"]["orders"]) == 1
 
 
-def test_callback_over_http(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_callback_over_http(sandbox: Sandbox, receiver: CallbackReceiver) -> None:
     sandbox.callback_url = receiver.url
     sent = requests.post(
         f"{sandbox.url}{CONTROL}/callbacks",

@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from align_integration.sandbox import Sandbox
-from tests.sandbox.helpers import Receiver, patient_body
+from align_integration.testing import CallbackReceiver
+from align_integration.testing.sandbox import Sandbox
+from tests.sandbox.helpers import patient_body
 
 Auth = Callable[..., dict[str, str]]
 
@@ -111,7 +112,9 @@ def test_invalid_faults_are_refused(sandbox: Sandbox) -> None:
         sandbox.inject_fault("token", status=500, drop="before")
 
 
-def test_fault_on_outgoing_callback_skips_delivery(sandbox: Sandbox, receiver: Receiver) -> None:
+def test_fault_on_outgoing_callback_skips_delivery(
+    sandbox: Sandbox, receiver: CallbackReceiver
+) -> None:
     sandbox.inject_fault("callback", drop="before")
     assert sandbox.send_callback("case.status_changed", {"caseId": "C"}, url=receiver.url) == 0
     assert receiver.deliveries == []

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from align_integration.sandbox import Sandbox
-from tests.sandbox.helpers import REDIRECT_URI, Receiver, itero_code, itero_exchange
+from align_integration.testing import CallbackReceiver
+from align_integration.testing.sandbox import Sandbox
+from tests.sandbox.helpers import REDIRECT_URI, itero_code, itero_exchange
 
 V1 = "/api/third-party/v1"
 
@@ -215,7 +216,7 @@ def test_accounts_pair_and_unpair(sandbox: Sandbox, itero_auth: dict[str, str]) 
 
 
 def test_notifications_on_create_and_update(
-    sandbox: Sandbox, itero_auth: dict[str, str], receiver: Receiver
+    sandbox: Sandbox, itero_auth: dict[str, str], receiver: CallbackReceiver
 ) -> None:
     pair(sandbox, itero_auth, f"{receiver.url}/align/itero-notifications/secret")
     rx_id = sandbox.itero.create_scan(chart_number="MRN-42")
@@ -231,7 +232,7 @@ def test_notifications_on_create_and_update(
 
 
 def test_no_notification_when_unpaired(
-    sandbox: Sandbox, itero_auth: dict[str, str], receiver: Receiver
+    sandbox: Sandbox, itero_auth: dict[str, str], receiver: CallbackReceiver
 ) -> None:
     pair(sandbox, itero_auth, receiver.url)
     requests.post(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from align_integration.sandbox import build_scan_zip
-from align_integration.sandbox.scans import (
+from align_integration.testing.sandbox import build_scan_zip
+from align_integration.testing.sandbox.scans import (
     build_asset,
     stl_size,
     tiny_jpeg,

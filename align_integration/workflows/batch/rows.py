@@ -189,7 +189,11 @@ def neutralise(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def write_report(path: str | os.PathLike[str], rows: Iterable[Iterable[object]]) -> None:
+def write_report(
+    path: str | os.PathLike[str],
+    rows: Iterable[Iterable[object]],
+    columns: Iterable[str] = REPORT_COLUMNS,
+) -> None:
     """Write the report atomically (a half-written report never replaces a whole one)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +201,7 @@ def write_report(path: str | os.PathLike[str], rows: Iterable[Iterable[object]])
     try:
         with os.fdopen(handle, "w", encoding="utf-8-sig", newline="") as stream:
             writer = csv.writer(stream)
-            writer.writerow(REPORT_COLUMNS)
+            writer.writerow(columns)
             for row in rows:
                 writer.writerow([neutralise(cell) for cell in row])
         os.replace(temporary, target)

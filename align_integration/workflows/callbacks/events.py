@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from align_integration import signals
 from align_integration.adapters import get_adapter
 from align_integration.models import AlignCase, AlignOrder, CallbackEvent, CaseEvent
+from align_integration.workflows.callbacks.viewer import viewer_url
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.callbacks")
@@ -107,6 +108,7 @@ def parse_event(payload: Any) -> ParsedEvent:
             raise InvalidEvent(f"data.version must be an integer from 0 to {MAX_INT}.")
         clean["version"] = version
         clean["createdAt"] = _when(data, "createdAt")
+        clean["viewerUrl"] = viewer_url(data.get("viewerUrl"))  # optional; a bad one is ""
     else:
         clean["status"] = _text(data, "status")
         clean["changedAt"] = _when(data, "changedAt")
@@ -288,12 +290,14 @@ def _treatment_plan(event: ParsedEvent, case: Any) -> None:
     state.treatment_plan_version = data["version"]
     state.treatment_plan_at = data["createdAt"]
     state.awaiting_provider_review = True
+    state.treatment_plan_viewer_url = data.get("viewerUrl", "")  # a newer plan without: none
     state.save(
         update_fields=[
             "treatment_plan_id",
             "treatment_plan_version",
             "treatment_plan_at",
             "awaiting_provider_review",
+            "treatment_plan_viewer_url",
             "updated_at",
         ]
     )

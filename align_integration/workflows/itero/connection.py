@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from django.core.cache import caches
 from django.utils import timezone
@@ -61,12 +60,7 @@ def itero_client(connection: IteroConnection | None = None) -> IteroClient:
 
 def seed_token(token_set: TokenSet) -> None:
     """Put a token set's access token in the shared cache (after sign-in or pairing)."""
-    margin = int(get_setting("TOKEN_REFRESH_MARGIN"))
-    caches[get_setting("TOKEN_CACHE")].set(
-        TOKEN_KEY_PREFIX + TOKEN_NAME,
-        {"token": token_set.access_token, "expires_at": time.time() + token_set.expires_in},
-        timeout=max(1, token_set.expires_in - margin),
-    )
+    token_cache().store(token_set.access_token, token_set.expires_in)
 
 
 def forget_token() -> None:

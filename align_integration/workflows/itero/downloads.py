@@ -18,6 +18,7 @@ import tempfile
 from django.db.models import Q
 from django.utils import timezone
 
+from align_integration.cases import case_changed
 from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.client.itero import IteroDownloadIncomplete
 from align_integration.conf import get_setting
@@ -148,6 +149,7 @@ def _done(scan: IteroScan, members: int, created: list[CaseAsset]) -> None:
         scan.case_id,
     )
     scan_received.send(sender=IteroScan, case=scan.case, scan=scan)
+    case_changed(scan.case)  # new scan files: the case may be eligible now
 
 
 def download_scan(scan: IteroScan) -> bool:

@@ -13,21 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from align_integration.cases import align_patient_id
-from align_integration.client.errors import AlignNotFound, AlignRequestRejected
+from align_integration.client.errors import (
+    AlignNotFound,
+    AlignProtocolError,
+    AlignRequestRejected,
+)
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignOrder
 from align_integration.workflows.operations import ConflictAtAlign
 
 
 def found(find: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """A find call's results; a service that answers 404 or refuses the call found nothing.
+    """A find call's results; a service that answers 404, refuses the call or answers it
+    with something unreadable found nothing.
 
     The POST that follows carries the operation's idempotency key, so a service that
     cannot be asked still does not act twice if it honours the key.
     """
     try:
         return list(find())
-    except (AlignNotFound, AlignRequestRejected):
+    except (AlignNotFound, AlignRequestRejected, AlignProtocolError):
         return []
 
 

@@ -22,6 +22,8 @@ from align_integration.models import CallbackEvent, CaseAsset
 from cases.models import Case, Patient, PhotoAssessment, Prescription, Provider
 
 FLAGS = ("initiate-align-order", "set-align-order-status")
+#: Seeded off, so the demo can show turning hands-free sending on (docs/demo.md).
+FLAGS_OFF = ("auto-send-to-align",)
 CASE_PREFIX = "DEMO-"
 
 
@@ -137,6 +139,8 @@ class Command(BaseCommand):
             self.seed_users()
             for name in FLAGS:
                 Flag.objects.update_or_create(name=name, defaults={"everyone": True})
+            for name in FLAGS_OFF:
+                Flag.objects.get_or_create(name=name, defaults={"everyone": False})
             provider = Provider.objects.get(user__username="provider")
             for demo in DEMO_CASES:
                 case = self.seed_case(demo, provider)

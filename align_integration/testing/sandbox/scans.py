@@ -1,8 +1,9 @@
 """iTero scan archives made up on the fly: the iDE zip, the thumbnails zip, the screenshots zip.
 
 The files are real enough for a client to parse: binary STL models (80-byte header, triangle
-count, 50 bytes per triangle), a v50 scan metadata XML, the Rx as HTML and as a one-page PDF,
-and six tiny baseline JPEG thumbnails, all built with the standard library only. Large
+count, 50 bytes per triangle), the scan metadata XML (``scan_v50.xml`` unless the order names
+another ``xmlVersion``), the Rx as HTML and as a one-page PDF, six tiny baseline JPEG
+thumbnails and any screen captures, all built with the standard library only. Large
 archives (``size``) are written with ``ZIP_STORED`` straight to disk in blocks, so a 1 GB scan
 costs disk time, not memory.
 """
@@ -10,6 +11,7 @@ costs disk time, not memory.
 from __future__ import annotations
 
 import math
+import re
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -19,6 +21,8 @@ from typing import Any, BinaryIO
 from xml.sax.saxutils import escape as xml_escape
 
 ASSET_TYPES = ("ide", "thumbnails", "screenshots")
+DEFAULT_XML = "v50"  # the newest scan metadata XML for restorative cases (seed 002, 3.6)
+THUMBNAIL_COUNT = 6
 STL_HEADER_SIZE = 84  # 80-byte header + uint32 triangle count
 STL_TRIANGLE_SIZE = 50  # normal + 3 vertices (12 float32) + uint16 attribute count
 _ZIP_ENTRY_OVERHEAD = 200  # local + central directory headers per entry, names included, roughly
@@ -123,6 +127,11 @@ def stl_names(stl_count: int) -> list[str]:
     return names
 
 
+def xml_number(xml_version: str) -> str:
+    """``"50"`` from ``"v50"``: the schema version inside the metadata XML."""
+    return xml_version[1:] if xml_version[:1] in ("v", "V") else xml_version
+
+
 def _small_files(
     rx_id: str, version: int, orthodontic: bool, order: Mapping[str, Any]
 ) -> dict[str, bytes]:
@@ -130,8 +139,10 @@ def _small_files(
     case_type = str(order.get("caseType") or ("Orthodontic" if orthodontic else "Restorative"))
     order_id = str(order.get("orderId", ""))
     chart_number = str(patient.get("chartNumber", ""))
+    xml_version = re.sub(r"[^A-Za-z0-9_.-]", "_", str(order.get("xmlVersion") or DEFAULT_XML))
     xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Scan schemaVersion="50">'
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Scan schemaVersion="{xml_escape(xml_number(xml_version))}">'
         f"<RxId>{xml_escape(rx_id)}</RxId><OrderId>{xml_escape(order_id)}</OrderId>"
         f"<ScanVersion>{version}</ScanVersion><CaseType>{xml_escape(case_type)}</CaseType></Scan>\n"
     )
@@ -143,13 +154,16 @@ def _small_files(
         f"<p>Case type {html_escape(case_type)}, scan version {version}</p></body></html>\n"
     )
     files = {
-        "scan_v50.xml": xml.encode(),
+        f"scan_{xml_version}.xml": xml.encode(),
         "rx.html": html.encode(),
         "rx.pdf": tiny_pdf(f"Rx {rx_id} version {version}"),
     }
     if orthodontic:
         files.update(
-            {f"thumbnails/{index}.jpg": tiny_jpeg(f"{rx_id} {index}") for index in range(1, 7)}
+            {
+                f"thumbnails/{index}.jpg": tiny_jpeg(f"{rx_id} {index}")
+                for index in range(1, THUMBNAIL_COUNT + 1)
+            }
         )
     return files
 
@@ -192,15 +206,16 @@ def build_scan_zip(
 def build_thumbnails_zip(path: str | Path, rx_id: str) -> int:
     """Write the thumbnails zip (six JPEG pictures of the model) and return its size."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for index in range(1, 7):
+        for index in range(1, THUMBNAIL_COUNT + 1):
             archive.writestr(f"{index}.jpg", tiny_jpeg(f"{rx_id} {index}"))
     return Path(path).stat().st_size
 
 
-def build_screenshots_zip(path: str | Path) -> int:
-    """Write the screen captures zip: empty, as for a scan where none were taken."""
-    with zipfile.ZipFile(path, "w"):
-        pass
+def build_screenshots_zip(path: str | Path, rx_id: str = "", count: int = 0) -> int:
+    """Write the screen captures zip (``count`` JPEG pictures; empty when none were taken)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for index in range(1, count + 1):
+            archive.writestr(f"screenshot_{index}.jpg", tiny_jpeg(f"{rx_id} capture {index}"))
     return Path(path).stat().st_size
 
 
@@ -213,6 +228,7 @@ def build_asset(
     size: int | None = None,
     version: int = 1,
     order: Mapping[str, Any] | None = None,
+    screenshots: int = 0,
 ) -> int:
     """Write the archive of one download asset type and return its size."""
     order = order or {}
@@ -224,5 +240,5 @@ def build_asset(
     if asset_type == "thumbnails":
         return build_thumbnails_zip(path, rx_id)
     if asset_type == "screenshots":
-        return build_screenshots_zip(path)
+        return build_screenshots_zip(path, rx_id, screenshots)
     raise ValueError(f"unknown asset type {asset_type!r}")

@@ -2,7 +2,8 @@
 
 Codes are single-use and bound to the ``redirect_uri`` of the login; refresh tokens rotate
 (the old one is void once used). A token set belongs to a *lineage* that survives rotation,
-so that pairing again can answer with the lineage's current token set.
+so that pairing again can answer with the lineage's current token set, and so that the
+lab API can tell which pairing (lab account) an access token was issued for.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from .wire import ApiError, Reply, Request
+from werkzeug.wrappers import Response
+
+from .wire import ApiError, ApiRequest, Route, json_reply, redirect_reply
 
 CODE_TTL = 600.0
 
@@ -35,7 +38,7 @@ class IteroAuth:
     def reset(self) -> None:
         with self.lock:
             self._codes: dict[str, tuple[str, float]] = {}  # code -> (redirect_uri, expires at)
-            self._access: dict[str, float] = {}  # access token -> expires at
+            self._access: dict[str, tuple[float, str]] = {}  # access token -> (expires, lineage)
             self._refresh: dict[str, str] = {}  # refresh token -> lineage
             self._current: dict[str, dict[str, Any]] = {}  # lineage -> its newest token set
 
@@ -47,15 +50,16 @@ class IteroAuth:
     def issue(self, lineage: str | None = None) -> tuple[dict[str, Any], str]:
         """A new token set, in ``lineage`` or a new one; returns the set and its lineage."""
         lineage = lineage or secrets.token_hex(8)
-        token_set = {
-            "access_token": secrets.token_urlsafe(32),
-            "refresh_token": secrets.token_urlsafe(32),
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        token_set: dict[str, Any] = {
+            "access_token": access,
+            "refresh_token": refresh,
             "expires_in": int(self.token_ttl),
             "token_type": "Bearer",
         }
         with self.lock:
-            self._access[token_set["access_token"]] = time.time() + self.token_ttl
-            self._refresh[token_set["refresh_token"]] = lineage
+            self._access[access] = (time.time() + self.token_ttl, lineage)
+            self._refresh[refresh] = lineage
             self._current[lineage] = token_set
         return dict(token_set), lineage
 
@@ -64,13 +68,21 @@ class IteroAuth:
             token_set = self._current.get(lineage)
         return dict(token_set) if token_set else None
 
-    def authorize(self, request: Request) -> None:
-        """Raise a 401 unless the request carries a live access token."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    def authorize(self, request: ApiRequest) -> str:
+        """The lineage of the request's live access token; a 401 when it carries none."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         with self.lock:
-            expires_at = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
-        if expires_at is None or expires_at <= time.time():
+            found = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None or found[0] <= time.time():
             raise ApiError(401, "invalid token")
+        return found[1]
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("itero_login", "GET", "/itero/login", self.login),
+            Route("itero_token", "POST", "/oauth/token", self.token),
+            Route("itero_revoke", "POST", "/oauth/revoke", self.revoke),
+        ]
 
     def _client_ok(self, form: dict[str, str]) -> bool:
         ok_id = secrets.compare_digest(form.get("client_id", ""), self.client_id)
@@ -78,7 +90,7 @@ class IteroAuth:
 
     # --- handlers ---------------------------------------------------------------------------
 
-    def login(self, request: Request, params: dict[str, str]) -> Reply:
+    def login(self, request: ApiRequest, params: dict[str, str]) -> Response:
         """The login page: the sandbox user is always signed in, so it redirects at once."""
         redirect_uri = request.arg("redirect_uri")
         if request.arg("client_id") != self.client_id:
@@ -95,12 +107,12 @@ class IteroAuth:
         if state is not None:
             answer["state"] = state
         separator = "&" if "?" in redirect_uri else "?"
-        return Reply.redirect(f"{redirect_uri}{separator}{urlencode(answer)}")
+        return redirect_reply(f"{redirect_uri}{separator}{urlencode(answer)}")
 
-    def token(self, request: Request, params: dict[str, str]) -> Reply:
-        if request.form is None:
+    def token(self, request: ApiRequest, params: dict[str, str]) -> Response:
+        form = request.form_or_none
+        if form is None:
             raise _oauth_error("invalid_request")
-        form = request.form
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
             with self.lock:
@@ -115,7 +127,7 @@ class IteroAuth:
             if not self._client_ok(form):
                 raise _oauth_error("invalid_grant")
             token_set, _ = self.issue()
-            return Reply.of_json(200, token_set)
+            return json_reply(200, token_set)
         if grant_type == "refresh_token":
             if not self._client_ok(form):
                 raise _oauth_error("invalid_grant")
@@ -124,13 +136,13 @@ class IteroAuth:
             if lineage is None:
                 raise _oauth_error("invalid_grant")
             token_set, _ = self.issue(lineage)
-            return Reply.of_json(200, token_set)
+            return json_reply(200, token_set)
         raise _oauth_error("unsupported_grant_type")
 
-    def revoke(self, request: Request, params: dict[str, str]) -> Reply:
+    def revoke(self, request: ApiRequest, params: dict[str, str]) -> Response:
         """Log-out: the given access or refresh token stops working; unknown tokens are fine."""
-        token = (request.form or {}).get("token", "")
+        token = (request.form_or_none or {}).get("token", "")
         with self.lock:
             self._access.pop(token, None)
             self._refresh.pop(token, None)
-        return Reply.of_json(200, {})
+        return json_reply(200, {})
