@@ -28,9 +28,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
+from waffle.testutils import override_switch
 
 from align_integration import signals
 from align_integration.models import AlignCase, CaseEvent, RemoteOperation
+from align_integration.outbound import SWITCH
 from tests.cutover_kit import align_holds, held_at_align, patient_values, send_callback
 from tests.images import jpeg_data_url
 from tests.testapp.models import CaseNote
@@ -116,25 +118,33 @@ def test_a_mid_week_cutover_sends_nothing_twice_and_every_case_moves_on(
 
     signals.clincheck_accepted.connect(on_accepted, dispatch_uid="test-cutover-accepted")
     try:
-        # 1. Import the old tool's records (docs/migration.md, step 7).
-        import_args = (
-            "--orders-csv",
-            exported("cases_align_orders.csv", cases, tmp_path),
-            "--assets-csv",
-            exported("cases_case_asset.csv", cases, tmp_path),
-            "--plans-csv",
-            exported("plans.csv", cases, tmp_path),
-            "--strict",
+        # 1. Pause outbound traffic for the import window: a button pressed meanwhile on a
+        #    case the old tool sent (not marked yet) sends nothing (docs/migration.md, step 7).
+        sent_url = reverse(
+            "align_integration:staff-align-initiate-order", kwargs={"case_ref": cases["sent"].uuid}
         )
-        code, out = command("align_import_legacy", *import_args)
+        with override_switch(SWITCH, active=True):
+            assert staff.post(sent_url, HTTP_ACCEPT="application/json").status_code == 503
+            import_args = (
+                "--orders-csv",
+                exported("cases_align_orders.csv", cases, tmp_path),
+                "--assets-csv",
+                exported("cases_case_asset.csv", cases, tmp_path),
+                "--plans-csv",
+                exported("plans.csv", cases, tmp_path),
+                "--strict",
+            )
+            code, out = command("align_import_legacy", *import_args)  # sends nothing anyway
         assert code == 0, out
+        assert not align_sandbox.requests
         assert "cases marked as sent (never sent again): 4" in out
         assert "plans awaiting the provider's review: 2" in out  # review and failed
         for key in PIDS:
             state = AlignCase.objects.get(case=cases[key])
             assert state.order_sent and state.patient_id == PIDS[key]
 
-        # 2. Staff press "Send to Align" on every case: only the fresh one is sent.
+        # 2. Outbound traffic resumed, staff press "Send to Align" on every case: only the
+        #    fresh one is sent.
         for key, case in cases.items():
             url = reverse(
                 "align_integration:staff-align-initiate-order", kwargs={"case_ref": case.uuid}

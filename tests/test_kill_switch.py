@@ -237,17 +237,33 @@ def test_aligners_bought_while_paused_are_accepted_once_the_switch_is_off(
 
 
 # -- align_doctor -------------------------------------------------------------------------------
-def test_align_doctor_reports_the_switch_and_calls_nothing(align_sandbox: Any) -> None:
+def test_align_doctor_reports_the_switch_and_calls_nothing(
+    align_sandbox: Any, settings: Any
+) -> None:
+    settings.ALIGN_INTEGRATION = {
+        key: value for key, value in settings.ALIGN_INTEGRATION.items() if key != "ITERO"
+    }
     out = io.StringIO()
-    with paused, pytest.raises(CommandError):
-        call_command("align_doctor", stdout=out, no_color=True)
+    with paused:
+        call_command("align_doctor", stdout=out, no_color=True)  # a deliberate pause passes
     text = out.getvalue()
-    assert f"FAIL outbound: paused: the waffle switch '{SWITCH}' is on" in text
-    assert "FAIL token: not checked: outbound traffic is paused" in text
+    assert f"WARN paused: waffle switch '{SWITCH}' is on: nothing is sent" in text
+    assert "WARN token: not checked: outbound traffic is paused" in text
+    assert "WARN service: not checked: outbound traffic is paused" in text
     assert not outbound_calls(align_sandbox)
     out = io.StringIO()
-    try:
-        call_command("align_doctor", stdout=out, no_color=True)
-    except CommandError:
-        pass
-    assert f"OK outbound: not paused (waffle switch '{SWITCH}' is off)" in out.getvalue()
+    call_command("align_doctor", stdout=out, no_color=True)
+    assert "OK paused: outbound calls are not paused" in out.getvalue()
+    assert align_sandbox.count("token") == 1
+
+
+def test_reconcile_asks_align_nothing_while_paused(align_sandbox: Any, make_case: Any) -> None:
+    case = make_case()
+    assert Align().initiate_align_order(None, case).ok
+    before = len(outbound_calls(align_sandbox))
+    out, err = io.StringIO(), io.StringIO()
+    with paused, pytest.raises(CommandError) as stopped:
+        call_command("align_reconcile", "--case", str(case.uuid), stdout=out, stderr=err)
+    assert stopped.value.returncode == 3  # could not be checked
+    assert "1 paused (outbound traffic is paused)" in out.getvalue()
+    assert len(outbound_calls(align_sandbox)) == before

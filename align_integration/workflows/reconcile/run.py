@@ -31,6 +31,7 @@ from align_integration.workflows.batch.actions import (
     DUPLICATE,
     FAILED,
     NOT_RUN,
+    PAUSED,
     CaseAction,
     Plan,
     RowOutcome,
@@ -235,8 +236,9 @@ class ReconcileReport:
 
     @property
     def unchecked(self) -> int:
-        """Rows that could not be checked: failed (Align or the lookup) or not run."""
-        return self.count(FAILED) + self.count(NOT_RUN)
+        """Rows that could not be checked: failed (Align or the lookup), not run, or paused
+        (outbound traffic is paused: the find calls are not made)."""
+        return self.count(FAILED) + self.count(NOT_RUN) + self.count(PAUSED)
 
     def summary(self) -> str:
         parts = [
@@ -247,6 +249,8 @@ class ReconcileReport:
         ]
         if self.count(DUPLICATE):
             parts.append(f"{self.count(DUPLICATE)} duplicates")
+        if self.count(PAUSED):
+            parts.append(f"{self.count(PAUSED)} paused (outbound traffic is paused)")
         if self.batch.interrupted:
             parts.append(f"{self.count(NOT_RUN)} not run (interrupted)")
         return (
