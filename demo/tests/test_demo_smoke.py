@@ -146,3 +146,39 @@ def test_run_script_starts_with_help() -> None:
     )
     assert result.returncode == 0
     assert "--keep-data" in result.stdout
+
+
+CASE_PAGES = """
+import json
+from django.contrib.auth import get_user_model
+from django.test import Client
+from cases.models import Case
+client = Client(HTTP_HOST="localhost")  # the demo's ALLOWED_HOSTS
+client.force_login(get_user_model().objects.get(username="staff"))
+pages = {}
+for number in ("DEMO-001", "DEMO-002", "DEMO-004"):
+    response = client.get(f"/staff/cases/{Case.objects.get(case_number=number).uuid}/")
+    assert response.status_code == 200, response.status_code
+    html = response.content.decode()
+    pages[number] = {
+        "panel": "align-panel" in html,
+        "panel_above_prescription": "align-panel" in html
+        and html.index("align-panel") < html.index("<h2>Prescription</h2>"),
+        "gender_warning": "gender is unknown" in html,
+    }
+print(json.dumps(pages))
+"""
+
+
+def test_the_case_page_embeds_the_panel_above_the_prescription(
+    seeded: dict[str, Any], demo_env: dict[str, str]
+) -> None:
+    output = manage(demo_env, "shell", "-c", CASE_PAGES).stdout
+    pages = json.loads(output.strip().splitlines()[-1])
+    assert pages["DEMO-001"] == {
+        "panel": True,
+        "panel_above_prescription": True,
+        "gender_warning": False,
+    }
+    assert pages["DEMO-002"]["gender_warning"] is True  # unknown gender, sent as M
+    assert pages["DEMO-004"]["panel"] is False  # another lab: no panel, as the old tool did
