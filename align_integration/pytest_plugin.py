@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+#: At least 32 characters, as check align_integration.E011 requires.
+SANDBOX_NOTIFICATION_TOKEN = "sandbox-notifications-0123456789abcdef"  # noqa: S105
+
 
 def sandbox_settings(sandbox: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """``ALIGN_INTEGRATION`` with the vendor URLs and credentials of ``sandbox``."""
@@ -43,7 +46,7 @@ def sandbox_settings(sandbox: Any, base: dict[str, Any] | None = None) -> dict[s
             "CLIENT_ID": sandbox.itero.auth.client_id,
             "CLIENT_SECRET": sandbox.itero.auth.client_secret,
             "ALLOWED_HOSTS": [*(itero.get("ALLOWED_HOSTS") or []), "127.0.0.1"],
-            "NOTIFICATION_TOKEN": itero.get("NOTIFICATION_TOKEN") or "sandbox-notifications",
+            "NOTIFICATION_TOKEN": itero.get("NOTIFICATION_TOKEN") or SANDBOX_NOTIFICATION_TOKEN,
         }
     )
     config["ITERO"] = itero

@@ -115,7 +115,7 @@ ALIGN_INTEGRATION = {
         "CLIENT_ID": "itero-client",
         "CLIENT_SECRET": "itero-secret",
         "ALLOWED_HOSTS": ["127.0.0.1"],
-        "NOTIFICATION_TOKEN": "demo-notify-token",
+        "NOTIFICATION_TOKEN": "demo-notify-token-not-secret-0123456789",
     },
 }
 
