@@ -16,7 +16,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -28,6 +28,7 @@ from align_integration.models import (
     CaseEvent,
     RemoteOperation,
 )
+from align_integration.models.assets import safe_content_type
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -141,21 +142,34 @@ class CaseAssetAdmin(ReadOnlyAdmin):
     list_display = ("pk", "case_id", "kind", "size", "date_created", "date_removed", "source")
     list_filter = ("kind", "source")
     search_fields = ("=case__pk", "=vault_id")
-    readonly_fields = ("preview",)
+    # The file field itself would render a link to the storage's URL: shown as text instead.
+    exclude = ("file",)
+    readonly_fields = ("stored_file", "preview")
     show_full_result_count = False
+
+    @admin.display(description="File")
+    def stored_file(self, obj: CaseAsset) -> str:
+        return obj.file.name or "-"
 
     @admin.display(description="Preview")
     def preview(self, obj: CaseAsset) -> str:
+        """Through the authenticated download view, never the storage's own URL."""
+        from align_integration.views.assets import asset_download_url
+
         if not obj.file:
             return "-"
-        if obj.content_type.startswith("image/"):
+        try:
+            url = asset_download_url(obj)
+        except NoReverseMatch:  # the host did not include the app's URLs
+            return "-"
+        if safe_content_type(obj.file.name).startswith("image/"):
             return format_html(
                 '<a href="{0}"><img src="{0}" alt="asset {1}" style="max-width:40rem;'
                 'border:1px solid #ccc"></a>',
-                obj.file.url,
+                url,
                 obj.pk,
             )
-        return format_html('<a href="{}">Download</a>', obj.file.url)
+        return format_html('<a href="{}">Download</a>', url)
 
 
 @admin.register(AlignCase)

@@ -85,7 +85,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 STATIC_URL = "/static/"
 MEDIA_ROOT = os.environ.get("DEMO_MEDIA_ROOT") or str(BASE_DIR / "media")
-MEDIA_URL = "/media/"
+MEDIA_URL = "/media/"  # never routed: files go out only through case-asset-download
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
