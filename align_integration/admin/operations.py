@@ -15,7 +15,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBadRequest
@@ -110,27 +109,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
-    """One admin log entry per object acted on."""
-    if not objects:
+    """One admin log entry per object acted on (``log_actions``: Django 5.1+)."""
+    user_id = request.user.pk
+    if not objects or user_id is None:
         return
-    if hasattr(LogEntry.objects, "log_actions"):  # Django 5.1+; log_action is gone in 6.0
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=objects,
-            action_flag=CHANGE,
-            change_message=message,
-            single_object=len(objects) == 1,
-        )
-        return
-    for obj in objects:  # pragma: no cover - Django < 5.1
-        LogEntry.objects.log_action(
-            user_id=request.user.pk,
-            content_type_id=ContentType.objects.get_for_model(obj).pk,
-            object_id=str(obj.pk),
-            object_repr=str(obj)[:200],
-            action_flag=CHANGE,
-            change_message=message,
-        )
+    LogEntry.objects.log_actions(
+        user_id=user_id, queryset=objects, action_flag=CHANGE, change_message=message
+    )
 
 
 def timeline_url(case_pk: Any) -> str:
@@ -247,7 +232,7 @@ class CaseAssetAdmin(ReadOnlyAdmin):
             url = asset_download_url(obj)
         except NoReverseMatch:  # the host did not include the app's URLs
             return "-"
-        if safe_content_type(obj.file.name).startswith("image/"):
+        if safe_content_type(obj.file.name or "").startswith("image/"):
             return format_html(
                 '<a href="{0}"><img src="{0}" alt="asset {1}" style="max-width:40rem;'
                 'border:1px solid #ccc"></a>',

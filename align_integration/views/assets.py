@@ -47,7 +47,7 @@ def asset_download_url(asset: CaseAsset) -> str:
 
 def download_name(asset: CaseAsset) -> str:
     """The name the browser saves it under: kind and id, never an original file name."""
-    return f"{asset.kind.lower()}-{asset.pk}{safe_extension(asset.file.name)}"
+    return f"{asset.kind.lower()}-{asset.pk}{safe_extension(asset.file.name or '')}"
 
 
 @require_GET
@@ -72,7 +72,7 @@ def download_asset(request: HttpRequest, case_ref: str, asset_id: int) -> HttpRe
         handle,
         as_attachment=True,
         filename=download_name(asset),
-        content_type=safe_content_type(asset.file.name),
+        content_type=safe_content_type(asset.file.name or ""),
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -63,7 +63,7 @@ def align_panel(request: HttpRequest, case_ref: str) -> HttpResponse:
     return _panel(request, case_ref, case_or_404(case_ref))
 
 
-@waffle_flag(INITIATE_FLAG)
+@waffle_flag(INITIATE_FLAG)  # type: ignore[arg-type]  # waffle types single-argument views
 @require_POST
 def initiate_order(request: HttpRequest, case_ref: str) -> HttpResponse:
     """Run ``initiate_align_order``; 200 on success, the service's status otherwise."""

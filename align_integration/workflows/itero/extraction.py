@@ -250,6 +250,8 @@ def _discard(assets: list[CaseAsset]) -> None:
 def assets_summary(scan: IteroScan) -> dict[str, Any]:
     """Counts per kind of the scan's assets in its case (for messages)."""
     counts: dict[str, int] = {}
+    if scan.case_id is None:
+        return counts
     prefix = f"{scan.rx_id}:{scan.revision}:"
     for kind in CaseAsset.objects.filter(
         case_id=scan.case_id, source="itero", source_ref__startswith=prefix
