@@ -80,7 +80,7 @@ DATABASES = {
     }
 }
 # One process (runserver) in the demo; production uses Redis so that every process
-# shares one Align token (the app's check align_integration.E006 insists outside DEBUG).
+# shares one Align token (the app's check align_integration.W002 warns outside DEBUG).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 STATIC_URL = "/static/"
