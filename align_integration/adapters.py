@@ -123,6 +123,14 @@ class CaseAdapter:
         except (ObjectDoesNotExist, ValueError, TypeError, ValidationError, DataError):
             raise LookupError("no case with that reference") from None
 
+    def url_reference(self, case: Any) -> str:
+        """The reference used in this app's URLs for ``case`` (what :meth:`get_case` accepts).
+
+        The default is the case's ``uuid`` when the model has one, else its primary key;
+        override together with :meth:`get_case`."""
+        uuid_value = getattr(case, "uuid", None)
+        return str(uuid_value) if uuid_value else str(case.pk)
+
     def case_reference(self, case: Any) -> str:
         """The ``caseId`` sent to Align and received back in callbacks."""
         return str(case.pk)

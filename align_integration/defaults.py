@@ -136,8 +136,17 @@ DEFAULTS: dict[str, Any] = {
         # Discovered URLs must be https on one of these hosts (".example.com" matches
         # subdomains).  Loopback hosts over http are accepted only if listed here.
         "ALLOWED_HOSTS": [".iterocloud.com"],
-        # Secret path segment of the itero-notifications URL.
+        # Secret path segment of the itero-notifications URL: at least 32 characters
+        # (check E012), e.g. secrets.token_urlsafe(32).
         "NOTIFICATION_TOKEN": "",
+        # This site's public https origin as iTero and browsers reach it, e.g.
+        # "https://lab.example.com": the notification URL given when pairing and the OAuth
+        # redirect URL are built on it.  Empty: built from the request (warning W003
+        # outside DEBUG); set, it must be https outside DEBUG (check E013).
+        "PUBLIC_URL": "",
+        # Most notifications kept waiting for the worker; beyond it the endpoint answers 503
+        # with Retry-After (the Get Orders poll still finds every scan).
+        "MAX_PENDING_NOTIFICATIONS": 1000,
         # Key (any string) that encrypts refresh tokens at rest; defaults to SECRET_KEY.
         "ENCRYPTION_KEY": "",
         # Fallback paths (on BASE_URL) used when Discovery does not name an endpoint;

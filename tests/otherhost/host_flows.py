@@ -22,6 +22,7 @@ from align_integration.cases import align_sales_order_number, can_send_to_align
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
 from tests.images import jpeg_data_url
 from tests.otherhost.models import Customer, Dentist, Treatment
+from tests.users import grant
 from tests.webhook_cases import post_signed, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,8 @@ def test_the_whole_flow_in_another_host(
 ) -> None:
     assert can_send_to_align(treatment).ok
     staff = Client()
-    staff.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    ops = django_user_model.objects.create_user("ops", is_staff=True)
+    staff.force_login(grant(ops, "send_to_align"))
     panel = reverse("align_integration:staff-align-panel", kwargs={"case_ref": "T-100"})
     assert staff.get(panel).status_code == 200
     send = reverse("align_integration:staff-align-initiate-order", kwargs={"case_ref": "T-100"})
