@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "OPERATION_MAX_ATTEMPTS": 8,
     "OPERATION_BACKOFF_BASE": 30,
     "OPERATION_BACKOFF_MAX": 3600,
+    # The provider's approve and revise: at most PROVIDER_ACTION_LIMIT per case in any
+    # PROVIDER_ACTION_WINDOW seconds (counted in the TOKEN_CACHE alias); 0 switches it off.
+    "PROVIDER_ACTION_LIMIT": 10,
+    "PROVIDER_ACTION_WINDOW": 600,
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,
