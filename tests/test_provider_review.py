@@ -248,3 +248,18 @@ def test_two_approves_at_once_store_one_screenshot(
         thread.join(timeout=60)
     assert sorted(statuses) == [200, 409]
     assert screenshots(plan_case) == 1
+
+
+def test_a_crash_while_sending_a_revision_leaves_the_plan_awaiting_review(
+    plan_case: Any, provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from align_integration.facade import Align as Facade
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the host's code failed before anything was sent")
+
+    monkeypatch.setattr(Facade, "set_case_status", broken)
+    client = doctor(provider)
+    client.raise_request_exception = False
+    assert post(client, plan_case, "revise").status_code == 500
+    assert awaiting(plan_case)

@@ -164,12 +164,24 @@ def request_revision(case: Any, choice: PlanChoice, send: Callable[[], AlignResu
         state = _plan_under_review(case, choice)
         _close(state)
     started = timezone.now()
-    result = send()
-    if not result.ok and not _revision_on_its_way(case, started):
-        AlignCase.objects.filter(
-            pk=state.pk,
-            treatment_plan_id=state.treatment_plan_id,
-            treatment_plan_version=state.treatment_plan_version,
-            awaiting_provider_review=False,
-        ).update(awaiting_provider_review=True, updated_at=timezone.now())
+    try:
+        result = send()
+    except BaseException:
+        _reopen_unless_sent(case, state, started)
+        raise
+    if not result.ok:
+        _reopen_unless_sent(case, state, started)
     return result
+
+
+def _reopen_unless_sent(case: Any, state: AlignCase, since: dt.datetime) -> None:
+    """The plan awaits review again, unless a revision request is on its way to Align or
+    a newer plan arrived meanwhile (the update matches the plan that was closed)."""
+    if _revision_on_its_way(case, since):
+        return
+    AlignCase.objects.filter(
+        pk=state.pk,
+        treatment_plan_id=state.treatment_plan_id,
+        treatment_plan_version=state.treatment_plan_version,
+        awaiting_provider_review=False,
+    ).update(awaiting_provider_review=True, updated_at=timezone.now())
