@@ -84,6 +84,10 @@ DEFAULTS: dict[str, Any] = {
     # Token that opens the health endpoint without a staff login (header
     # X-Align-Health-Token); empty: only staff can read it.
     "HEALTH_TOKEN": "",
+    # The provider's approve and revise: at most PROVIDER_ACTION_LIMIT per case in any
+    # PROVIDER_ACTION_WINDOW seconds (counted in the TOKEN_CACHE alias); 0 switches it off.
+    "PROVIDER_ACTION_LIMIT": 10,
+    "PROVIDER_ACTION_WINDOW": 600,
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,

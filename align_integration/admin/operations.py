@@ -121,6 +121,10 @@ class OperatingAdmin(ReadOnlyAdmin):
         return obj is None and request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
+#: The vendor's redacted error text: support material that only superusers see.
+VENDOR_DETAIL = "vendor_detail"
+
+
 def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
     """One admin log entry per object acted on (``log_actions``: Django 5.1+)."""
     user_id = request.user.pk
@@ -280,20 +284,23 @@ class RemoteOperationAdmin(OperatingAdmin):
         "state",
         "attempts",
         "last_status_code",
+        "last_error_code",
         "last_error",
         "next_attempt_at",
         "updated_at",
         timeline_link,
     )
-    list_filter = ("state", "kind", CaseFilter)
+    list_filter = ("state", "kind", "last_error_code", CaseFilter)
     search_fields = ("=case__pk", "=idempotency_key")
-    exclude = ("payload",)  # a revision comment is the provider's text: not shown in lists
+    # A revision comment is the provider's text: not shown.  The vendor's own error text
+    # (redacted) is for superusers only: see get_exclude.
+    exclude = ("payload",)
     actions = ["retry_now"]
     show_full_result_count = False
 
     @admin.display(description="Last error")
     def last_error(self, obj: RemoteOperation) -> str:
-        # Errors are stored redacted (workflows.timeline.redact): no patient data.
+        # The app's own summary (workflows.errors): status, code, count; never vendor text.
         text = "; ".join(str(error) for error in obj.last_errors or [])
         return text[:120] + ("…" if len(text) > 120 else "")
 
@@ -305,8 +312,15 @@ class RemoteOperationAdmin(OperatingAdmin):
         level = messages.SUCCESS if done == len(picked) else messages.WARNING
         self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)
 
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        hidden = ["payload"]
+        if not request.user.is_superuser:
+            hidden.append(VENDOR_DETAIL)
+        return hidden
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields if f.name != "payload"]
+        hidden = self.get_exclude(request, obj)
+        return [f.name for f in self.model._meta.fields if f.name not in hidden]
 
 
 @admin.register(CallbackEvent)

@@ -4,6 +4,9 @@ Only the case's provider (``CaseAdapter.provider_can_act``) sees the page or act
 else gets 404 and nothing is sent to Align.  Approve stores the html2canvas screenshot as
 the acceptance asset (the ClinCheck accept itself is sent when aligners are bought);
 revise sends the revision request at once, behind the ``set-align-order-status`` flag.
+Both act only on the plan that awaits review, the one the form names (409 otherwise), and
+at most ``PROVIDER_ACTION_LIMIT`` times per case in a window (429): see
+``workflows.clincheck.plan_review``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -19,12 +21,18 @@ from waffle import flag_is_active
 
 from align_integration.adapters import get_adapter
 from align_integration.facade import Align
-from align_integration.models import AlignCase, CaseEvent
+from align_integration.models import AlignCase
 from align_integration.views.common import case_or_404, result_json, wants_json
 from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE
+from align_integration.workflows.clincheck.plan_review import (
+    PlanChoice,
+    ReviewRefused,
+    approve_plan,
+    request_revision,
+    take_action_slot,
+)
 from align_integration.workflows.clincheck.screenshots import ScreenshotRejected
 from align_integration.workflows.results import AlignResult
-from align_integration.workflows.timeline import record
 
 
 def _provider_case(request: HttpRequest, case_ref: str) -> Any:
@@ -76,38 +84,41 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     case = _provider_case(request, case_ref)
     action = request.POST.get("action", "")
-    if action == APPROVE:
-        try:
-            with transaction.atomic():
-                record(
-                    case,
-                    "provider_approved",
-                    CaseEvent.INFO,
-                    "The provider approved the treatment plan.",
-                    user=request.user,
-                )
-                AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
-                # Last, so nothing after it can roll back a row whose file is stored.
-                Align().create_acceptance_screenshot(
-                    case, request.POST.get("acceptance_screenshot", ""), user=request.user
-                )
-        except ScreenshotRejected as problem:
-            return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
+    if action not in (APPROVE, REVISE):
         return _answer(
-            request,
-            case_ref,
-            case,
-            AlignResult.success(),
-            "Approved. The plan is accepted at Align once aligners are bought.",
+            request, case_ref, case, AlignResult(400, ["action must be 'approve' or 'revise'."])
         )
-    if action == REVISE:
-        if not flag_is_active(request, FLAG):
-            raise Http404("Revision requests are switched off.")
+    if action == REVISE and not flag_is_active(request, FLAG):
+        raise Http404("Revision requests are switched off.")
+    try:
+        take_action_slot(case)
+        choice = PlanChoice.from_form(request.POST)
+        if action == APPROVE:
+            screenshot = request.POST.get("acceptance_screenshot", "")
+            approve_plan(
+                case,
+                choice,
+                lambda: Align().create_acceptance_screenshot(case, screenshot, user=request.user),
+                user=request.user,
+            )
+            return _answer(
+                request,
+                case_ref,
+                case,
+                AlignResult.success(),
+                "Approved. The plan is accepted at Align once aligners are bought.",
+            )
         comment = request.POST.get("comment", "")
-        result = Align().set_case_status(request.user, case, REVISE, comment=comment)
-        if result.ok:
-            AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
+        result = request_revision(
+            case,
+            choice,
+            lambda: Align().set_case_status(request.user, case, REVISE, comment=comment),
+        )
         return _answer(request, case_ref, case, result, "Revision requested from Align.")
-    return _answer(
-        request, case_ref, case, AlignResult(400, ["action must be 'approve' or 'revise'."])
-    )
+    except ScreenshotRejected as problem:
+        return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
+    except ReviewRefused as refusal:
+        response = _answer(request, case_ref, case, refusal.result())
+        if refusal.retry_after is not None:
+            response["Retry-After"] = str(refusal.retry_after)
+        return response

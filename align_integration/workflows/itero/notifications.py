@@ -27,6 +27,7 @@ from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.models import IteroConnection, IteroNotification
+from align_integration.workflows.errors import error_summary
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
     IteroNotPaired,
@@ -169,7 +170,11 @@ def process_notifications(limit: int = 50) -> int:
                 if error.retryable:
                     _retry_later(rows, error, f"order look-up answered {error.status_code}")
                 else:
-                    _finish(rows, IteroNotification.FAILED, f"order look-up: {error}")
+                    _finish(
+                        rows,
+                        IteroNotification.FAILED,
+                        f"order look-up: {error_summary(error, 'iTero')}",
+                    )
                 handled += len(rows)
                 continue
             if str(order.get("rxId") or rx_id) != rx_id:
