@@ -125,6 +125,14 @@ class CaseAdapter:
         except (ObjectDoesNotExist, ValueError, TypeError, ValidationError, DataError):
             raise LookupError("no case with that reference") from None
 
+    def url_reference(self, case: Any) -> str:
+        """The reference used in this app's URLs for ``case`` (what :meth:`get_case` accepts).
+
+        The default is the case's ``uuid`` when the model has one, else its primary key;
+        override together with :meth:`get_case`."""
+        uuid_value = getattr(case, "uuid", None)
+        return str(uuid_value) if uuid_value else str(case.pk)
+
     def case_reference(self, case: Any) -> str:
         """The ``caseId`` sent to Align and received back in callbacks."""
         return str(case.pk)
@@ -175,7 +183,7 @@ class CaseAdapter:
         """The chief concern sent with the case's primary order.
 
         The default is the setting ``CHIEF_CONCERN``, which has no default value: a system
-        check (``align_integration.E012``) reports it while it is empty and this method is
+        check (``align_integration.E014``) reports it while it is empty and this method is
         not overridden.  Override to send a concern of the case's own.
         """
         return str(get_setting("CHIEF_CONCERN") or "").strip()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
+
 from align_integration import signals
 from align_integration.adapters import get_adapter
 from align_integration.conf import get_setting
@@ -92,3 +94,12 @@ def case_changed(case: Any) -> None:
     background, once; otherwise nothing happens.  Cheap and safe to call often.
     """
     signals.eligibility_changed.send(sender=type(case), case=case)
+
+
+def asset_download_url(asset: Any) -> str:
+    """The only URL of a case asset's file: the authenticated download view (never the
+    storage's own URL, which would serve patient files to anyone holding the link)."""
+    return reverse(
+        "align_integration:case-asset-download",
+        kwargs={"case_ref": get_adapter().url_reference(asset.case), "asset_id": asset.pk},
+    )

@@ -13,9 +13,12 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.E009 | ``waffle`` is not in ``INSTALLED_APPS`` |
 | align_integration.E010 | ``CALLBACK_PROCESSING`` is neither ``"inline"`` nor ``"deferred"`` |
 | align_integration.E011 | ``ITERO.POLL_INTERVAL`` is below 120 s (Align's polling guideline) |
-| align_integration.E012 | ``CHIEF_CONCERN`` is empty and ``chief_concern`` is not overridden |
+| align_integration.E012 | ``ITERO.NOTIFICATION_TOKEN`` is shorter than 32 characters |
+| align_integration.E013 | ``ITERO.PUBLIC_URL`` is not https (outside DEBUG; loopback exempt) |
+| align_integration.E014 | ``CHIEF_CONCERN`` is empty and ``chief_concern`` is not overridden |
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
+| align_integration.W003 | ``ITERO.PUBLIC_URL`` is unset outside DEBUG: URLs come from the request |
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ ITERO_REQUIRED = (
     "CLIENT_SECRET",
     "NOTIFICATION_TOKEN",
 )
+
+
+#: Shortest accepted notification token: the secret that alone authenticates iTero's calls.
+MIN_NOTIFICATION_TOKEN_LENGTH = 32
 
 
 def _id(number: str) -> str:
@@ -132,6 +139,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 problems.append(
                     Error(f"{SETTINGS_NAME}['ITERO']['{key}'] is not set.", id=_id("E008"))
                 )
+        problems.extend(_check_itero_exposure(itero))
 
     poll_interval = itero.get("POLL_INTERVAL")
     if not isinstance(poll_interval, int | float) or poll_interval < MIN_POLL_INTERVAL:
@@ -155,6 +163,47 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if not apps.is_installed("waffle"):
         problems.append(
             Error("'waffle' must be in INSTALLED_APPS (feature flags).", id=_id("E009"))
+        )
+    return problems
+
+
+def _check_itero_exposure(itero: dict[str, Any]) -> list[Any]:
+    """The notification URL: a long enough secret, served over https outside DEBUG."""
+    problems: list[Any] = []
+    token = str(itero.get("NOTIFICATION_TOKEN") or "")
+    if token and len(token) < MIN_NOTIFICATION_TOKEN_LENGTH:
+        problems.append(
+            Error(
+                f"{SETTINGS_NAME}['ITERO']['NOTIFICATION_TOKEN'] is {len(token)} characters "
+                f"long; it must be at least {MIN_NOTIFICATION_TOKEN_LENGTH}.",
+                hint="It alone authenticates iTero's notifications: use "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                id=_id("E012"),
+            )
+        )
+    public_url = str(itero.get("PUBLIC_URL") or "")
+    if settings.DEBUG:
+        return problems
+    if not public_url:
+        problems.append(
+            Warning(
+                f"{SETTINGS_NAME}['ITERO']['PUBLIC_URL'] is not set: the notification URL "
+                "given to iTero (it carries the token) is built from the request, and is "
+                "plain http unless SECURE_PROXY_SSL_HEADER says otherwise.",
+                hint="Set it to this site's https origin, e.g. 'https://lab.example.com'.",
+                id=_id("W003"),
+            )
+        )
+    elif not is_loopback(public_url) and (
+        urlsplit(public_url).scheme != "https" or not urlsplit(public_url).hostname
+    ):
+        problems.append(
+            Error(
+                f"{SETTINGS_NAME}['ITERO']['PUBLIC_URL'] must be an https URL outside DEBUG.",
+                hint="The notification URL given to iTero, which carries the token, and the "
+                "OAuth redirect URL are built on it, e.g. 'https://lab.example.com'.",
+                id=_id("E013"),
+            )
         )
     return problems
 
@@ -185,7 +234,7 @@ def _check_adapter(path: str) -> list[Any]:
 
 
 def _check_chief_concern(config: dict[str, Any]) -> list[Any]:
-    """E012: the default ``chief_concern`` would send an empty chief concern."""
+    """E014: the default ``chief_concern`` would send an empty chief concern."""
     from django.utils.module_loading import import_string
 
     from align_integration.adapters import CaseAdapter
@@ -200,7 +249,7 @@ def _check_chief_concern(config: dict[str, Any]) -> list[Any]:
             "without a chief concern.",
             hint="Copy the value the old tool hard-coded into CHIEF_CONCERN, or override "
             "CaseAdapter.chief_concern (see docs/migration.md).",
-            id=_id("E012"),
+            id=_id("E014"),
         )
     ]
 

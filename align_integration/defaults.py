@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_MAX_BYTES": 256 * 1024,
     # The chief concern sent with every primary order by the default
     # CaseAdapter.chief_concern.  No default: copy the value the old tool hard-coded.
-    # Empty (and chief_concern not overridden) is the system check error E012.
+    # Empty (and chief_concern not overridden) is the system check error E014.
     "CHIEF_CONCERN": "",
     # Gender sent to Align when the host does not know the patient's gender
     # (Align accepts only M or F).
@@ -86,6 +86,10 @@ DEFAULTS: dict[str, Any] = {
     # Token that opens the health endpoint without a staff login (header
     # X-Align-Health-Token); empty: only staff can read it.
     "HEALTH_TOKEN": "",
+    # The provider's approve and revise: at most PROVIDER_ACTION_LIMIT per case in any
+    # PROVIDER_ACTION_WINDOW seconds (counted in the TOKEN_CACHE alias); 0 switches it off.
+    "PROVIDER_ACTION_LIMIT": 10,
+    "PROVIDER_ACTION_WINDOW": 600,
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,
@@ -153,8 +157,17 @@ DEFAULTS: dict[str, Any] = {
         # Discovered URLs must be https on one of these hosts (".example.com" matches
         # subdomains).  Loopback hosts over http are accepted only if listed here.
         "ALLOWED_HOSTS": [".iterocloud.com"],
-        # Secret path segment of the itero-notifications URL.
+        # Secret path segment of the itero-notifications URL: at least 32 characters
+        # (check E012), e.g. secrets.token_urlsafe(32).
         "NOTIFICATION_TOKEN": "",
+        # This site's public https origin as iTero and browsers reach it, e.g.
+        # "https://lab.example.com": the notification URL given when pairing and the OAuth
+        # redirect URL are built on it.  Empty: built from the request (warning W003
+        # outside DEBUG); set, it must be https outside DEBUG (check E013).
+        "PUBLIC_URL": "",
+        # Most notifications kept waiting for the worker; beyond it the endpoint answers 503
+        # with Retry-After (the Get Orders poll still finds every scan).
+        "MAX_PENDING_NOTIFICATIONS": 1000,
         # Key (any string) that encrypts refresh tokens at rest; defaults to SECRET_KEY.
         "ENCRYPTION_KEY": "",
         # Fallback paths (on BASE_URL) used when Discovery does not name an endpoint;

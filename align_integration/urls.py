@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from align_integration.views import callbacks, health, itero, provider, staff
+from align_integration.views import assets, callbacks, health, itero, provider, staff
 
 app_name = "align_integration"
 
@@ -18,6 +18,11 @@ urlpatterns = [
         "provider/cases/<str:case_ref>/action/",
         provider.case_action,
         name="provider-case-action",
+    ),
+    path(
+        "cases/<str:case_ref>/assets/<int:asset_id>/",
+        assets.download_asset,
+        name="case-asset-download",
     ),
     path("callbacks/", callbacks.receive_callback, name="callbacks"),
     path(

@@ -18,6 +18,8 @@ from django.core.cache import caches
 from django.core.files.base import ContentFile
 from django.db import connection
 
+from tests.users import STAFF_PERMISSIONS, grant
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -132,7 +134,17 @@ def make_case(db: Any) -> Callable[..., Any]:
 
 @pytest.fixture
 def staff_user(db: Any, django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
+    """Staff who may send cases to Align and manage the iTero connection."""
+    user = django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
+    return grant(user, *STAFF_PERMISSIONS)
+
+
+@pytest.fixture
+def plain_staff_user(db: Any, django_user_model: Any) -> Any:
+    """Staff without the app's permissions: may look, may not send or pair."""
+    return django_user_model.objects.create_user(
+        username="plain-staff", password="pw", is_staff=True
+    )
 
 
 @pytest.fixture

@@ -113,19 +113,69 @@ def test_polling_every_two_minutes_or_slower_passes(settings: Any) -> None:
     assert "align_integration.E011" not in ids(settings)
 
 
-def test_an_empty_chief_concern_is_e012_unless_the_adapter_gives_one(settings: Any) -> None:
+ITERO_OK = {
+    "OAUTH_BASE_URL": "https://auth.itero.test",
+    "BASE_URL": "https://api.itero.test",
+    "LOGIN_URL": "https://login.itero.test/authorize",
+    "CLIENT_ID": "x",
+    "CLIENT_SECRET": "y",
+    "NOTIFICATION_TOKEN": "t" * 32,
+    "PUBLIC_URL": "https://lab.example.com",
+}
+
+
+def test_complete_itero_settings_pass(settings: Any) -> None:
+    settings.DEBUG = False
+    configure(settings, ITERO=dict(ITERO_OK))
+    assert not [p for p in check_settings() if p.id != "align_integration.W002"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_short_notification_token_is_e011_even_in_debug(settings: Any, debug: bool) -> None:
+    settings.DEBUG = debug
+    configure(settings, ITERO={**ITERO_OK, "NOTIFICATION_TOKEN": "t" * 31})
+    problems = ids(settings)
+    assert "31 characters" in problems["align_integration.E012"]
+    assert "t" * 31 not in problems["align_integration.E012"]  # the secret is never shown
+
+
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        ("http://lab.example.com", "align_integration.E013"),
+        ("lab.example.com", "align_integration.E013"),
+        ("https://", "align_integration.E013"),
+        ("", "align_integration.W003"),
+        ("http://127.0.0.1:8000", None),
+        ("https://lab.example.com/", None),
+    ],
+)
+def test_the_public_url_must_be_https_outside_debug(
+    settings: Any, public_url: str, expected: str | None
+) -> None:
+    settings.DEBUG = False
+    configure(settings, ITERO={**ITERO_OK, "PUBLIC_URL": public_url})
+    found = {p for p in ids(settings) if p in ("align_integration.E013", "align_integration.W003")}
+    assert found == ({expected} if expected else set())
+    settings.DEBUG = True
+    assert not {
+        p for p in ids(settings) if p in ("align_integration.E013", "align_integration.W003")
+    }
+
+
+def test_an_empty_chief_concern_is_e014_unless_the_adapter_gives_one(settings: Any) -> None:
     configure(settings, CHIEF_CONCERN="")
     problems = ids(settings)
-    assert "CHIEF_CONCERN" in problems["align_integration.E012"]
+    assert "CHIEF_CONCERN" in problems["align_integration.E014"]
     configure(settings, CHIEF_CONCERN="   ")
-    assert "align_integration.E012" in ids(settings)
+    assert "align_integration.E014" in ids(settings)
     # A host whose adapter says the chief concern itself needs no setting.
     configure(settings, CASE_ADAPTER="tests.adapters.VaultHostAdapter")
-    assert "align_integration.E012" not in ids(settings)
+    assert "align_integration.E014" not in ids(settings)
     configure(settings, CASE_ADAPTER="tests.adapters.NotingAdapter")
-    assert "align_integration.E012" in ids(settings)
+    assert "align_integration.E014" in ids(settings)
     configure(settings, CHIEF_CONCERN="Crowding and spacing")
-    assert "align_integration.E012" not in ids(settings)
+    assert "align_integration.E014" not in ids(settings)
 
 
 def test_chief_concern_has_no_default() -> None:

@@ -29,6 +29,7 @@ from align_integration.outbound import SWITCH, OutboundPaused
 from align_integration.signals import aligners_purchased
 from align_integration.worker import retry_operations, run_due_operations, run_worker_pass
 from tests.images import jpeg_data_url
+from tests.users import STAFF_PERMISSIONS, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,8 @@ def batch(name: str, *args: str) -> tuple[int, str]:
 def staff(client: Client, django_user_model: Any, flags: Any) -> Client:
     flags("initiate-align-order")
     flags("set-align-order-status")
-    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    user = django_user_model.objects.create_user("ops", is_staff=True)
+    client.force_login(grant(user, *STAFF_PERMISSIONS))
     return client
 
 

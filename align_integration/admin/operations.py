@@ -13,13 +13,17 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponseBadRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from align_integration.cases import asset_download_url
 from align_integration.models import (
     AlignCase,
     AlignOrder,
@@ -28,13 +32,76 @@ from align_integration.models import (
     CaseEvent,
     RemoteOperation,
 )
+from align_integration.models.assets import safe_content_type
 from align_integration.outbound import OutboundPaused
 from align_integration.worker import retry_operations
 from align_integration.workflows.callbacks.events import reprocess
 
 
+class SafeChangeList(ChangeList):
+    """A query string that cannot be a filter (a date out of range, a word for a number…)
+    makes the admin show the unfiltered list with its "invalid lookup" flag, as Django does
+    for the lookups it checks itself, instead of failing with a 500."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except (ValueError, TypeError, OverflowError, ValidationError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+def query_string_problem(request: HttpRequest) -> str | None:
+    """Why the query string cannot reach the database, if it cannot (PostgreSQL refuses NUL)."""
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return "The query string holds a NUL character."
+    return None
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Logs are for reading: no add, no edit, no delete."""
+    """Logs are for reading: no add, no edit, no delete.
+
+    Also the guard of every admin page of the app against hostile query strings: a filter
+    value is checked by its filter (``problem_with``) and answered 400 with the reason; any
+    other lookup that cannot apply falls back to the unfiltered list (:class:`SafeChangeList`).
+    """
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SafeChangeList
+
+    def query_problem(self, request: HttpRequest) -> str | None:
+        problem = query_string_problem(request)
+        if problem is not None:
+            return problem
+        for list_filter in self.list_filter:
+            check = getattr(list_filter, "problem_with", None)
+            value = request.GET.get(getattr(list_filter, "parameter_name", "") or "")
+            if check is not None and value is not None:
+                problem = check(value)
+                if problem is not None:
+                    return problem
+        return None
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        problem = self.query_problem(request)
+        if problem is not None:
+            return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> Any:
+        problem = query_string_problem(request)
+        if problem is not None or "\x00" in (object_id or ""):
+            return HttpResponseBadRequest(
+                problem or "The object id holds a NUL character.",
+                content_type="text/plain; charset=utf-8",
+            )
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -55,16 +122,17 @@ class OperatingAdmin(ReadOnlyAdmin):
         return obj is None and request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
+#: The vendor's redacted error text: support material that only superusers see.
+VENDOR_DETAIL = "vendor_detail"
+
+
 def log_action(request: HttpRequest, objects: list[Any], message: str) -> None:
-    """One admin log entry per object acted on."""
-    if not objects:
+    """One admin log entry per object acted on (``log_actions``: Django 5.1+)."""
+    user_id = request.user.pk
+    if not objects or user_id is None:
         return
-    LogEntry.objects.log_actions(  # type: ignore[call-overload]
-        user_id=request.user.pk,
-        queryset=objects,
-        action_flag=CHANGE,
-        change_message=message,
-        single_object=len(objects) == 1,
+    LogEntry.objects.log_actions(
+        user_id=user_id, queryset=objects, action_flag=CHANGE, change_message=message
     )
 
 
@@ -77,20 +145,40 @@ def timeline_link(obj: Any) -> str:
     return format_html('<a href="{}">timeline</a>', timeline_url(obj.case_id))
 
 
+def case_pk_field() -> Any:
+    """The host case model's primary key field (the type a ``?case=`` value must have)."""
+    return CaseEvent._meta.get_field("case").target_field
+
+
 class CaseFilter(admin.SimpleListFilter):
     """``?case=<pk>``: one case's entries.  The sidebar shows only the case chosen (cases are
-    too many to list), with "All" to clear it."""
+    too many to list), with "All" to clear it.  A value that cannot be a case's primary key
+    is refused (400) before any query."""
 
     title = "case"
     parameter_name = "case"
 
+    @staticmethod
+    def problem_with(value: str) -> str | None:
+        if not value:
+            return None
+        try:
+            case_pk_field().to_python(value)
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            return "case: not a valid case id."
+        return None
+
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         value = request.GET.get(self.parameter_name)
-        return [(value, f"Case {value}")] if value else []
+        return [(value, f"Case {value}")] if value and not self.problem_with(value) else []
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        return queryset.filter(case_id=value) if value else queryset
+        if not value:
+            return queryset
+        if self.problem_with(value):  # reached only if a host bypasses ReadOnlyAdmin's check
+            raise IncorrectLookupParameters("case: not a valid case id")
+        return queryset.filter(case_id=case_pk_field().to_python(value))
 
 
 @admin.register(CaseEvent)
@@ -115,7 +203,7 @@ class CaseEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         case = request.GET.get("case")
-        if case:
+        if case and not CaseFilter.problem_with(case) and not query_string_problem(request):
             extra_context = {**(extra_context or {}), "title": f"Align timeline of case {case}"}
         return super().changelist_view(request, extra_context)
 
@@ -142,21 +230,32 @@ class CaseAssetAdmin(ReadOnlyAdmin):
     list_display = ("pk", "case_id", "kind", "size", "date_created", "date_removed", "source")
     list_filter = ("kind", "source")
     search_fields = ("=case__pk", "=vault_id")
-    readonly_fields = ("preview",)
+    # The file field itself would render a link to the storage's URL: shown as text instead.
+    exclude = ("file",)
+    readonly_fields = ("stored_file", "preview")
     show_full_result_count = False
+
+    @admin.display(description="File")
+    def stored_file(self, obj: CaseAsset) -> str:
+        return obj.file.name or "-"
 
     @admin.display(description="Preview")
     def preview(self, obj: CaseAsset) -> str:
+        """Through the authenticated download view, never the storage's own URL."""
         if not obj.file:
             return "-"
-        if obj.content_type.startswith("image/"):
+        try:
+            url = asset_download_url(obj)
+        except NoReverseMatch:  # the host did not include the app's URLs
+            return "-"
+        if safe_content_type(obj.file.name or "").startswith("image/"):
             return format_html(
                 '<a href="{0}"><img src="{0}" alt="asset {1}" style="max-width:40rem;'
                 'border:1px solid #ccc"></a>',
-                obj.file.url,
+                url,
                 obj.pk,
             )
-        return format_html('<a href="{}">Download</a>', obj.file.url)
+        return format_html('<a href="{}">Download</a>', url)
 
 
 @admin.register(AlignCase)
@@ -186,20 +285,23 @@ class RemoteOperationAdmin(OperatingAdmin):
         "state",
         "attempts",
         "last_status_code",
+        "last_error_code",
         "last_error",
         "next_attempt_at",
         "updated_at",
         timeline_link,
     )
-    list_filter = ("state", "kind", CaseFilter)
+    list_filter = ("state", "kind", "last_error_code", CaseFilter)
     search_fields = ("=case__pk", "=idempotency_key")
-    exclude = ("payload",)  # a revision comment is the provider's text: not shown in lists
+    # A revision comment is the provider's text: not shown.  The vendor's own error text
+    # (redacted) is for superusers only: see get_exclude.
+    exclude = ("payload",)
     actions = ["retry_now"]
     show_full_result_count = False
 
     @admin.display(description="Last error")
     def last_error(self, obj: RemoteOperation) -> str:
-        # Errors are stored redacted (workflows.timeline.redact): no patient data.
+        # The app's own summary (workflows.errors): status, code, count; never vendor text.
         text = "; ".join(str(error) for error in obj.last_errors or [])
         return text[:120] + ("…" if len(text) > 120 else "")
 
@@ -215,8 +317,15 @@ class RemoteOperationAdmin(OperatingAdmin):
         level = messages.SUCCESS if done == len(picked) else messages.WARNING
         self.message_user(request, f"{done} of {len(picked)} operations succeeded.", level)
 
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        hidden = ["payload"]
+        if not request.user.is_superuser:
+            hidden.append(VENDOR_DETAIL)
+        return hidden
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields if f.name != "payload"]
+        hidden = self.get_exclude(request, obj)
+        return [f.name for f in self.model._meta.fields if f.name not in hidden]
 
 
 @admin.register(CallbackEvent)

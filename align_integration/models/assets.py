@@ -1,7 +1,15 @@
-"""Files of a case: STL scans, acceptance screenshots, Rx documents, thumbnails."""
+"""Files of a case: STL scans, acceptance screenshots, Rx documents, thumbnails.
+
+Stored files are inert.  A file keeps its extension only when it is on the allowlist
+(:data:`SAFE_TYPES`: STL, PLY, PDF, XML, JPEG, PNG); anything else — an Rx as HTML, an SVG,
+an unknown attachment — is stored as ``.bin`` and served as ``application/octet-stream``.
+Stored names never carry the original file name (it may hold patient data).  Files are
+served only through the ``case-asset-download`` view (``views.assets``), never by URL.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from django.conf import settings
@@ -11,12 +19,37 @@ from django.utils import timezone
 from align_integration.conf import get_setting
 from align_integration.models._case import case_foreign_key
 
+#: Extensions kept as they are, with the only content type each is ever served with.
+SAFE_TYPES = {
+    ".stl": "model/stl",
+    ".ply": "application/ply",
+    ".pdf": "application/pdf",
+    ".xml": "application/xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+}
+#: What every other file becomes.
+INERT_EXTENSION = ".bin"
+INERT_CONTENT_TYPE = "application/octet-stream"
+
+
+def safe_extension(name: str) -> str:
+    """``name``'s extension (lower case) when allowlisted, else ``.bin``."""
+    extension = os.path.splitext(name)[1].lower()
+    return extension if extension in SAFE_TYPES else INERT_EXTENSION
+
+
+def safe_content_type(name: str) -> str:
+    """The content type a file called ``name`` is stored and served with."""
+    return SAFE_TYPES.get(safe_extension(name), INERT_CONTENT_TYPE)
+
 
 def asset_upload_to(instance: CaseAsset, filename: str) -> str:
     prefix = timezone.now().strftime(get_setting("ASSET_UPLOAD_TO"))
-    # The stored name never carries the original file name (it may hold patient data).
-    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    return f"{prefix}{instance.kind.lower()}-{uuid.uuid4().hex}.{suffix[:8]}"
+    # The stored name never carries the original file name (it may hold patient data), and
+    # only an allowlisted extension survives.
+    return f"{prefix}{instance.kind.lower()}-{uuid.uuid4().hex}{safe_extension(filename)}"
 
 
 class AssetQuerySet(models.QuerySet["CaseAsset"]):

@@ -96,6 +96,7 @@ class AlignCase(models.Model):
 
     class Meta:
         verbose_name = "Align case state"
+        permissions = [("send_to_align", "Can send a case (patient data) to Align")]
 
     def __str__(self) -> str:
         return f"Align state of case {self.case_id}"

@@ -68,6 +68,12 @@ class IteroConnection(models.Model):
 
     class Meta:
         verbose_name = "iTero connection"
+        permissions = [
+            (
+                "manage_itero_connection",
+                "Can connect, pair and un-pair the iTero lab account",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"iTero connection {self.account_number or '-'} ({self.state})"
@@ -219,6 +225,15 @@ class IteroNotification(models.Model):
     class Meta:
         verbose_name = "iTero notification"
         ordering = ["-received_at", "-pk"]
+        constraints = [
+            # A repeat for an Rx id that still waits adds nothing: the pending row stands for
+            # both (workflows.itero.notifications relies on this to bound a flood).
+            models.UniqueConstraint(
+                fields=["rx_id", "account_number"],
+                condition=models.Q(state="received"),
+                name="itero_notification_one_pending_per_rx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"iTero notification {self.rx_id} ({self.state})"

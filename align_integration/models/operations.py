@@ -3,6 +3,10 @@
 The database is the source of truth for outbound work: a row is written (with its
 idempotency key) before the first attempt, so a retry, in the request or in the
 background, reuses the key and Align never acts twice.
+
+Vendor text is never kept as it came: ``last_errors`` holds the app's summary,
+``result`` the ids of the answer, and ``vendor_detail`` (superusers only) the vendor's
+messages, redacted (``workflows.operations``).
 """
 
 from __future__ import annotations
@@ -67,9 +71,27 @@ class RemoteOperation(models.Model):
     )
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_errors = models.JSONField(default=list, blank=True)
+    last_error_code = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="Stable code of the last failure (rejected, not_found, timeout…).",
+    )
+    last_errors = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The app's summary of the last failure, never vendor text.",
+    )
+    vendor_detail = models.TextField(
+        blank=True,
+        default="",
+        help_text="The vendor's own error messages of the last failure, redacted; for "
+        "support, shown to superusers only.",
+    )
     payload = models.JSONField(default=dict, blank=True)
-    result = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(
+        default=dict, blank=True, help_text="The ids of Align's answer, not the whole answer."
+    )
     claimed_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

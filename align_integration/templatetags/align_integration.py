@@ -18,7 +18,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from waffle import flag_is_active
 
 from align_integration.adapters import get_adapter
-from align_integration.workflows.orders.panel import INITIATE_FLAG, staff_panel
+from align_integration.workflows.orders.panel import INITIATE_FLAG, may_send, staff_panel
 
 register = template.Library()
 
@@ -73,6 +73,7 @@ def align_panel(
         "case_ref": case_ref or url_reference(case),
         "panel": staff_panel(case, timeline_length=int(entries)),
         "flag_active": flag_is_active(request, INITIATE_FLAG),
+        "can_send": may_send(user),
         "next_url": request.get_full_path(),
         "request": request,
         "csrf_token": context.get("csrf_token"),

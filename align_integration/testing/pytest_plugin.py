@@ -21,9 +21,14 @@ from collections.abc import Iterator
 import pytest
 
 from .sandbox import Sandbox
-from .settings import sandbox_settings, use_sandbox
+from .settings import SANDBOX_NOTIFICATION_TOKEN, sandbox_settings, use_sandbox
 
-__all__ = ["_align_sandbox_server", "align_sandbox", "sandbox_settings"]
+__all__ = [
+    "SANDBOX_NOTIFICATION_TOKEN",
+    "_align_sandbox_server",
+    "align_sandbox",
+    "sandbox_settings",
+]
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,10 @@ from align_integration.conf import get_setting
 
 from .sandbox import Sandbox
 
+#: The notification token the sandbox settings use: at least 32 characters, as the system
+#: check for ``ITERO["NOTIFICATION_TOKEN"]`` requires.
+SANDBOX_NOTIFICATION_TOKEN = "sandbox-notifications-0123456789abcdef"  # noqa: S105
+
 
 def sandbox_settings(sandbox: Sandbox, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """``ALIGN_INTEGRATION`` (``base`` if given) with the vendor URLs and credentials of
@@ -51,7 +55,7 @@ def sandbox_settings(sandbox: Sandbox, base: dict[str, Any] | None = None) -> di
             "CLIENT_ID": sandbox.itero.auth.client_id,
             "CLIENT_SECRET": sandbox.itero.auth.client_secret,
             "ALLOWED_HOSTS": [*(itero.get("ALLOWED_HOSTS") or []), "127.0.0.1"],
-            "NOTIFICATION_TOKEN": itero.get("NOTIFICATION_TOKEN") or "sandbox-notifications",
+            "NOTIFICATION_TOKEN": itero.get("NOTIFICATION_TOKEN") or SANDBOX_NOTIFICATION_TOKEN,
         }
     )
     config["ITERO"] = itero

@@ -1,28 +1,40 @@
 """The ``callbacks`` endpoint: signed events from the Align integration service.
 
-A chain of checks, each failure a 4xx with a reason: method, size (413 before parsing),
+Validators, each failure a 4xx with a reason: method (405), size (413 before parsing),
 Standard Webhooks signature against every secret in ``CALLBACK_SECRETS`` (rotation) and
-its timestamp tolerance, JSON shape, known case.  Then persist first (raw body and the
-headers minus the signature), process second.  A duplicate ``webhook-id`` is 200 and is
-acted on once; 5xx only for our own faults.
+its timestamp tolerance (401 without the headers, 403 when wrong), JSON shape (400), known
+case (404).  Then persist first (raw body and the headers minus the signature), process
+second.  A duplicate ``webhook-id`` is 200 and is acted on once; 5xx only for our own
+faults.  The pipeline and the status of each failure live in :mod:`.inbound`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent
+from align_integration.views.inbound import (
+    Answered,
+    BadRequest,
+    Forbidden,
+    InboundView,
+    NotFound,
+    Unauthorized,
+    Validator,
+)
 from align_integration.workflows.callbacks.events import (
     InvalidEvent,
+    ParsedEvent,
     ProcessingFailed,
+    UnknownCase,
     find_case,
     ingest,
     parse_event,
@@ -33,32 +45,18 @@ from align_integration.workflows.callbacks.events import (
 logger = logging.getLogger("align_integration.callbacks")
 
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "webhook-id", "webhook-timestamp")
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-def _reject(status: int, reason: str) -> JsonResponse:
-    logger.info("callback outcome=rejected status=%s reason=%s", status, reason)
-    return JsonResponse({"ok": False, "error": reason}, status=status)
-
-
-def _read_body(request: HttpRequest, limit: int) -> bytes | None:
-    """The body, or ``None`` when it is over ``limit`` (checked before reading it all)."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        return None
-    body = request.read(limit + 1)
-    return None if len(body) > limit else body
-
-
-def _verify(body: bytes, headers: dict[str, str]) -> str | None:
-    """``None`` if any configured secret signed it; else the reason."""
+def _verify(body: bytes, headers: dict[str, str]) -> None:
+    """Return if any configured secret signed the body; else raise the reason."""
+    if not all(headers.get(h) for h in SIGNATURE_HEADERS):
+        raise Unauthorized(
+            "signature rejected: missing webhook-id, webhook-timestamp or webhook-signature header"
+        )
     secrets = get_setting("CALLBACK_SECRETS")
     if isinstance(secrets, str):
         secrets = [secrets]
-    if not all(headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature")):
-        return "missing webhook-id, webhook-timestamp or webhook-signature header"
     reason = "no configured secret"
     for secret in secrets:
         try:
@@ -68,65 +66,86 @@ def _verify(body: bytes, headers: dict[str, str]) -> str | None:
         except (ValueError, UnicodeDecodeError, RuntimeError):
             reason = "malformed signature header or body"
         else:
-            return None
-    return reason
+            return
+    raise Forbidden(f"signature rejected: {reason}")
 
 
-@csrf_exempt
-def receive_callback(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        response = _reject(405, "POST only")
-        response["Allow"] = "POST"
-        return response
-    body = _read_body(request, int(get_setting("CALLBACK_MAX_BYTES")))
-    if body is None:
-        return _reject(413, "body is larger than the accepted size")
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    problem = _verify(body, headers)
-    if problem is not None:
-        status = 401 if problem.startswith("missing") else 403
-        return _reject(status, f"signature rejected: {problem}")
-    try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _reject(400, "body is not valid JSON")
-    webhook_id = headers["webhook-id"][:255]
-    try:
-        parsed = parse_event(payload)
-        case = find_case(parsed.case_id)
-    except InvalidEvent as error:
-        if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
-            return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-        return _reject(404 if "caseId names" in str(error) else 400, str(error))
-    kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
-    if get_setting("CALLBACK_PROCESSING") == "deferred":
-        stored = store_for_later(webhook_id, parsed, body.decode(), kept)
-        if stored is None:
-            return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-        return JsonResponse({"ok": True, "event": stored.pk, "queued": True}, status=200)
-    try:
-        event = ingest(webhook_id, parsed, case, body.decode(), kept)
-    except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
-        return JsonResponse(
-            {
-                "ok": False,
-                "error": "stored, but processing failed on our side; it will be retried",
-                "event": failure.event.pk,
-            },
-            status=500,
-        )
-    if event is None:  # the same delivery again (or at the same moment)
-        return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-    return JsonResponse({"ok": True, "event": event.pk}, status=200)
+class CallbackView(InboundView):
+    """``POST`` a signed event: see protocols/align-service.md."""
 
+    log_name = "callback"
+    logger = logger
 
-def _duplicate(event: CallbackEvent) -> JsonResponse:
-    """A redelivery: act (inline processing only) if the first delivery did not finish."""
-    inline = get_setting("CALLBACK_PROCESSING") != "deferred"
-    if inline and event.state != CallbackEvent.PROCESSED:
+    body: bytes
+    headers: dict[str, str]
+    webhook_id: str
+    parsed: ParsedEvent
+    case: Any
+
+    def get_validators(self) -> Sequence[Validator]:
+        return [self.check_method, self.check_size, self.check_signature, self.check_event]
+
+    def check_size(self, request: HttpRequest) -> None:
+        self.body = self.read_body(request, int(get_setting("CALLBACK_MAX_BYTES")))
+
+    def check_signature(self, request: HttpRequest) -> None:
+        self.headers = {k.lower(): v for k, v in request.headers.items()}
+        _verify(self.body, self.headers)
+        self.webhook_id = self.headers["webhook-id"][:255]
+
+    def check_event(self, request: HttpRequest) -> None:
         try:
-            process_event(event.pk)
-        except Exception as error:
-            logger.error("callback=%s outcome=failed error=%s", event.pk, type(error).__name__)
-            return JsonResponse({"ok": False, "error": "processing failed on our side"}, status=500)
-    return JsonResponse({"ok": True, "event": event.pk, "duplicate": True}, status=200)
+            payload: Any = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("body is not valid JSON") from None
+        try:
+            self.parsed = parse_event(payload)
+            self.case = find_case(self.parsed.case_id)
+        except InvalidEvent as error:
+            # A redelivery of an event we stored is answered as one, whatever changed since
+            # (e.g. the case was deleted): the sender must stop redelivering it.
+            stored = CallbackEvent.objects.filter(webhook_id=self.webhook_id).first()
+            if stored is not None:
+                raise Answered(self._duplicate(stored)) from None
+            if isinstance(error, UnknownCase):
+                raise NotFound(str(error)) from None
+            raise BadRequest(str(error)) from None
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        kept = {k: self.headers[k] for k in KEPT_HEADERS if k in self.headers}
+        if get_setting("CALLBACK_PROCESSING") == "deferred":
+            stored = store_for_later(self.webhook_id, self.parsed, self.body.decode(), kept)
+            if stored is None:
+                return self._duplicate(CallbackEvent.objects.get(webhook_id=self.webhook_id))
+            return self.answer({"ok": True, "event": stored.pk, "queued": True}, 200, "queued")
+        try:
+            event = ingest(self.webhook_id, self.parsed, self.case, self.body.decode(), kept)
+        except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
+            return self.answer(
+                {
+                    "ok": False,
+                    "error": "stored, but processing failed on our side; it will be retried",
+                    "event": failure.event.pk,
+                },
+                500,
+                "processing_failed",
+            )
+        if event is None:  # the same delivery again (or at the same moment)
+            return self._duplicate(CallbackEvent.objects.get(webhook_id=self.webhook_id))
+        return self.answer({"ok": True, "event": event.pk}, 200, "processed")
+
+    def _duplicate(self, event: CallbackEvent) -> HttpResponse:
+        """A redelivery: act (inline processing only) if the first delivery did not finish."""
+        inline = get_setting("CALLBACK_PROCESSING") != "deferred"
+        if inline and event.state != CallbackEvent.PROCESSED:
+            try:
+                process_event(event.pk)
+            except Exception as error:
+                logger.error("callback=%s outcome=failed error=%s", event.pk, type(error).__name__)
+                return self.answer(
+                    {"ok": False, "error": "processing failed on our side"}, 500, "failed"
+                )
+        return self.answer({"ok": True, "event": event.pk, "duplicate": True}, 200, "duplicate")
+
+
+receive_callback = CallbackView.as_endpoint()

@@ -2,11 +2,17 @@
 notification webhook for iTero.
 
 Thin: each view parses and authorises, calls a flow in ``align_integration.workflows.itero``
-and answers.  Bad input is a 4xx with a reason, never a 500.  The notification URL carries
-a secret path segment (``ITERO["NOTIFICATION_TOKEN"]``, compared in constant time); its
-answers are logged here without the path, so the secret never reaches a log.  While
-outbound traffic is paused (switch ``align-outbound-paused``) connect, sign-in, pair and
-un-pair answer 503 and call nothing; notifications are still stored.
+and answers.  Bad input is a 4xx with a reason, never a 500.  Signing in, pairing and
+un-pairing need ``is_staff`` and the permission ``align_integration.manage_itero_connection``
+(403 without it); the status page needs ``is_staff`` only.  While outbound traffic is
+paused (switch ``align-outbound-paused``) connect, sign-in, pair and un-pair answer 503
+and call nothing; notifications are still stored.
+
+The notification URL carries a secret path segment (``ITERO["NOTIFICATION_TOKEN"]``,
+compared in constant time).  Its view is an :class:`~.inbound.InboundView`: every answer,
+and every failure of ours, is logged here without the path, so the secret never reaches a
+log; a flood is bounded by the flow (one pending row per Rx id, a cap on pending rows:
+503 with ``Retry-After`` beyond it).
 """
 
 from __future__ import annotations
@@ -15,22 +21,15 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    HttpResponseNotAllowed,
-    HttpResponseRedirect,
-    JsonResponse,
-)
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from align_integration.client.errors import AlignConfigurationError, AlignError
@@ -38,8 +37,19 @@ from align_integration.client.itero import IteroUnsafeURL
 from align_integration.conf import get_setting
 from align_integration.models import IteroConnection, IteroScan
 from align_integration.outbound import OutboundPaused
+from align_integration.views.inbound import (
+    BadRequest,
+    InboundRejected,
+    InboundView,
+    NotFound,
+    Unavailable,
+    Validator,
+)
 from align_integration.workflows.itero.connection import IteroNotPaired
-from align_integration.workflows.itero.notifications import store_notification
+from align_integration.workflows.itero.notifications import (
+    NotificationBacklogFull,
+    accept_notification,
+)
 from align_integration.workflows.itero.pairing import (
     UnknownLabAccount,
     complete_authorization,
@@ -55,10 +65,14 @@ ACCOUNTS_SESSION_KEY = "align_integration.itero.accounts"
 NOTIFICATION_MAX_BYTES = 16 * 1024
 MAX_FIELD = 128
 TEMPLATES = "align_integration/itero/"
+MANAGE_PERMISSION = "align_integration.manage_itero_connection"
+
+ViewFunction = Callable[..., HttpResponse]
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed-in staff only: others go to the login page (or get 403 when signed in)."""
+def staff_required(view: ViewFunction, permission: str | None = None) -> ViewFunction:
+    """Signed-in staff only (holding ``permission`` when given): anonymous visitors go to
+    the login page, signed-in users without the rights get 403."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -67,24 +81,39 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             return redirect_to_login(request.get_full_path())
         if not (user.is_active and user.is_staff):
             return _error_page(request, "Only staff can manage the iTero connection.", 403)
+        if permission is not None and not user.has_perm(permission):
+            message = f"Managing the iTero connection needs the permission {permission}."
+            return _error_page(request, message, 403)
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def connection_managers_only(view: ViewFunction) -> ViewFunction:
+    """Staff holding ``align_integration.manage_itero_connection`` (superusers do)."""
+    return staff_required(view, MANAGE_PERMISSION)
 
 
 def _error_page(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, TEMPLATES + "error.html", {"message": message}, status=status)
 
 
+def public_url(request: HttpRequest, path: str) -> str:
+    """``path`` on this site as iTero and browsers reach it: on ``ITERO["PUBLIC_URL"]``
+    when set (check E013 requires an https one outside DEBUG), else on the request's host."""
+    base = str(get_setting("ITERO", "PUBLIC_URL") or "").rstrip("/")
+    return f"{base}{path}" if base else request.build_absolute_uri(path)
+
+
 def _urls(request: HttpRequest) -> dict[str, str]:
     return {
-        "callback": request.build_absolute_uri(reverse("align_integration:itero-oauth-callback")),
+        "callback": public_url(request, reverse("align_integration:itero-oauth-callback")),
         "status": reverse("align_integration:itero-status"),
     }
 
 
 # -- staff pages ------------------------------------------------------------------------------
-@staff_required
+@connection_managers_only
 @require_GET
 def connect(request: HttpRequest) -> HttpResponse:
     """Send the browser to iTero's login page, with a fresh ``state`` kept in the session."""
@@ -99,7 +128,7 @@ def connect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(url)
 
 
-@staff_required
+@connection_managers_only
 @require_GET
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     """Back from iTero: check ``state``, exchange the code, run Discovery, list accounts."""
@@ -125,7 +154,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
     return render(request, TEMPLATES + "accounts.html", {"accounts": accounts})
 
 
-@staff_required
+@connection_managers_only
 @require_POST
 def pair(request: HttpRequest) -> HttpResponse:
     """Pair with the chosen lab account, giving the notification URL as callback."""
@@ -135,8 +164,8 @@ def pair(request: HttpRequest) -> HttpResponse:
     token = str(get_setting("ITERO", "NOTIFICATION_TOKEN") or "")
     if not token:
         return _error_page(request, "ITERO['NOTIFICATION_TOKEN'] is not set.", 503)
-    callback_url = request.build_absolute_uri(
-        reverse("align_integration:itero-notifications", kwargs={"token": token})
+    callback_url = public_url(
+        request, reverse("align_integration:itero-notifications", kwargs={"token": token})
     )
     try:
         connection = pair_account(account_number, callback_url, user=request.user)
@@ -154,7 +183,7 @@ def pair(request: HttpRequest) -> HttpResponse:
     return redirect("align_integration:itero-status")
 
 
-@staff_required
+@connection_managers_only
 @require_http_methods(["GET", "POST"])
 def unpair(request: HttpRequest) -> HttpResponse:
     """GET: the warning and a confirm button.  POST: un-pair at iTero and log out."""
@@ -193,17 +222,6 @@ def connection_status(request: HttpRequest) -> HttpResponse:
 
 
 # -- the webhook ------------------------------------------------------------------------------
-def _quiet(response: HttpResponse, outcome: str) -> HttpResponse:
-    """Log our own line and tell Django not to log the path (it holds the secret token)."""
-    response._has_been_logged = True  # type: ignore[attr-defined]
-    logger.info("itero_notification status=%d outcome=%s", response.status_code, outcome)
-    return response
-
-
-def _reject(status: int, reason: str, outcome: str) -> HttpResponse:
-    return _quiet(JsonResponse({"status": "rejected", "reason": reason}, status=status), outcome)
-
-
 def _field(payload: dict[str, Any], name: str) -> str | None:
     value = payload.get(name)
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -212,35 +230,63 @@ def _field(payload: dict[str, Any], name: str) -> str | None:
     return text if text and len(text) <= MAX_FIELD and text.isprintable() else None
 
 
-@csrf_exempt
-def receive_notification(request: HttpRequest, token: str) -> HttpResponse:
-    """iTero's scan notification: ``{"rxId", "accountNumber"}``, stored for the worker."""
-    expected = str(get_setting("ITERO", "NOTIFICATION_TOKEN") or "")
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-        return _quiet(HttpResponse("Not Found", status=404), "bad_token")
-    if request.method != "POST":
-        return _quiet(HttpResponseNotAllowed(["POST"]), "bad_method")
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return _reject(400, "invalid Content-Length", "bad_length")
-    if declared > NOTIFICATION_MAX_BYTES:
-        return _reject(413, f"body over {NOTIFICATION_MAX_BYTES} bytes", "too_large")
-    body = request.read(NOTIFICATION_MAX_BYTES + 1)
-    if len(body) > NOTIFICATION_MAX_BYTES:
-        return _reject(413, f"body over {NOTIFICATION_MAX_BYTES} bytes", "too_large")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _reject(400, "body is not JSON", "bad_json")
-    if not isinstance(payload, dict):
-        return _reject(400, "body must be a JSON object", "bad_json")
-    rx_id, account_number = _field(payload, "rxId"), _field(payload, "accountNumber")
-    if rx_id is None:
-        return _reject(400, "rxId: required, a non-empty string", "bad_fields")
-    if account_number is None:
-        return _reject(400, "accountNumber: required, a non-empty string", "bad_fields")
-    notification = store_notification(rx_id, account_number)
-    if notification is None:
-        return _quiet(JsonResponse({"status": "ignored"}, status=202), "ignored")
-    return _quiet(JsonResponse({"status": "stored"}, status=202), "stored")
+class NotificationView(InboundView):
+    """iTero's scan notification: ``{"rxId", "accountNumber"}``, stored for the worker.
+
+    A wrong token answers a bare 404 (as if the URL did not exist), before the method is
+    even looked at.
+    """
+
+    log_name = "itero_notification"
+    logger = logger
+
+    rx_id: str
+    account_number: str
+
+    def get_validators(self) -> Sequence[Validator]:
+        return [self.check_token, self.check_method, self.check_body]
+
+    def check_token(self, request: HttpRequest) -> None:
+        expected = str(get_setting("ITERO", "NOTIFICATION_TOKEN") or "")
+        token = str(self.kwargs.get("token") or "")
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise NotFound("bad token")
+
+    def check_body(self, request: HttpRequest) -> None:
+        body = self.read_body(request, NOTIFICATION_MAX_BYTES)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("body must be a JSON object")
+        rx_id, account_number = _field(payload, "rxId"), _field(payload, "accountNumber")
+        if rx_id is None:
+            raise BadRequest("rxId: required, a non-empty string")
+        if account_number is None:
+            raise BadRequest("accountNumber: required, a non-empty string")
+        self.rx_id, self.account_number = rx_id, account_number
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        try:
+            receipt = accept_notification(self.rx_id, self.account_number)
+        except NotificationBacklogFull:
+            retry_after = str(int(get_setting("ITERO", "POLL_INTERVAL")))
+            raise Unavailable(
+                "too many notifications are waiting; retry later",
+                headers={"Retry-After": retry_after},
+            ) from None
+        return self.answer({"status": receipt.outcome}, 202, receipt.outcome)
+
+    def rejection(self, rejected: InboundRejected) -> HttpResponse:
+        if isinstance(rejected, NotFound):  # say nothing about the endpoint
+            return HttpResponse("Not Found", status=404, content_type="text/plain")
+        return JsonResponse(
+            {"status": "rejected", "reason": rejected.reason}, status=rejected.status
+        )
+
+    def failure(self) -> HttpResponse:
+        return JsonResponse({"status": "error", "reason": "internal error"}, status=500)
+
+
+receive_notification = NotificationView.as_endpoint()

@@ -4,8 +4,10 @@ Only the case's provider (``CaseAdapter.provider_can_act``) sees the page or act
 else gets 404 and nothing is sent to Align.  Approve stores the html2canvas screenshot as
 the acceptance asset (the ClinCheck accept itself is sent when aligners are bought);
 revise sends the revision request at once, behind the ``set-align-order-status`` flag.
-While outbound traffic is paused (switch ``align-outbound-paused``) both actions answer
-503 and nothing is stored or sent.
+Both act only on the plan that awaits review, the one the form names (409 otherwise), and
+at most ``PROVIDER_ACTION_LIMIT`` times per case in a window (429): see
+``workflows.clincheck.plan_review``.  While outbound traffic is paused (switch
+``align-outbound-paused``) both answer 503 and nothing is stored or sent.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from align_integration.facade import Align
 from align_integration.models import AlignCase
 from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.views.common import case_or_404, result_json, wants_json
-from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE, approve_treatment_plan
+from align_integration.workflows.clincheck import APPROVE, FLAG, REVISE
+from align_integration.workflows.clincheck.plan_review import (
+    PlanChoice,
+    ReviewRefused,
+    approve_plan,
+    request_revision,
+    take_action_slot,
+)
 from align_integration.workflows.clincheck.screenshots import ScreenshotRejected
 from align_integration.workflows.results import AlignResult
 
@@ -79,31 +88,43 @@ def case_action(request: HttpRequest, case_ref: str) -> HttpResponse:
     if outbound_paused():  # approve stores only, but the provider acts again later anyway
         return _answer(request, case_ref, case, AlignResult(503, [PAUSED_MESSAGE]))
     action = request.POST.get("action", "")
-    if action == APPROVE:
-        try:
-            approve_treatment_plan(
-                case, request.POST.get("acceptance_screenshot", ""), user=request.user
-            )
-        except ScreenshotRejected as problem:
-            return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
+    if action not in (APPROVE, REVISE):
         return _answer(
-            request,
-            case_ref,
-            case,
-            AlignResult.success(),
-            "Approved. The plan is accepted at Align once aligners are bought.",
+            request, case_ref, case, AlignResult(400, ["action must be 'approve' or 'revise'."])
         )
-    if action == REVISE:
-        if not flag_is_active(request, FLAG):
-            raise Http404("Revision requests are switched off.")
+    if action == REVISE and not flag_is_active(request, FLAG):
+        raise Http404("Revision requests are switched off.")
+    try:
+        take_action_slot(case)
+        choice = PlanChoice.from_form(request.POST)
+        if action == APPROVE:
+            screenshot = request.POST.get("acceptance_screenshot", "")
+            approve_plan(
+                case,
+                choice,
+                lambda: Align().create_acceptance_screenshot(case, screenshot, user=request.user),
+                user=request.user,
+            )
+            return _answer(
+                request,
+                case_ref,
+                case,
+                AlignResult.success(),
+                "Approved. The plan is accepted at Align once aligners are bought.",
+            )
         comment = request.POST.get("comment", "")
-        try:
-            result = Align().set_case_status(request.user, case, REVISE, comment=comment)
-        except OutboundPaused as paused:
-            result = AlignResult(paused.status_code, [str(paused)])
-        if result.ok:
-            AlignCase.objects.filter(case=case).update(awaiting_provider_review=False)
+        result = request_revision(
+            case,
+            choice,
+            lambda: Align().set_case_status(request.user, case, REVISE, comment=comment),
+        )
         return _answer(request, case_ref, case, result, "Revision requested from Align.")
-    return _answer(
-        request, case_ref, case, AlignResult(400, ["action must be 'approve' or 'revise'."])
-    )
+    except ScreenshotRejected as problem:
+        return _answer(request, case_ref, case, AlignResult(400, [str(problem)]))
+    except OutboundPaused as paused:  # switched on meanwhile: the plan awaits review again
+        return _answer(request, case_ref, case, AlignResult(paused.status_code, [str(paused)]))
+    except ReviewRefused as refusal:
+        response = _answer(request, case_ref, case, refusal.result())
+        if refusal.retry_after is not None:
+            response["Retry-After"] = str(refusal.retry_after)
+        return response

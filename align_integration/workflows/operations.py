@@ -3,8 +3,12 @@ holds the result already (find first), call, record the outcome, and schedule a 
 retry when trying again can help.
 
 Every ``RemoteOperation`` row is written with its idempotency key before the first
-attempt; each attempt appends a ``CaseEvent``.  Outcomes (done, failed, retry scheduled,
-found at Align) are also given to the host as case notes (``CaseAdapter.add_case_note``).
+attempt; each attempt appends a ``CaseEvent``.  Of Align's answers only ids are kept
+(:data:`RESULT_KEYS`), and of its errors only a summary (status, stable code, count: see
+:mod:`~align_integration.workflows.errors`); the vendor's own error text, redacted, goes
+to the superuser-only ``vendor_detail``.  Outcomes (done, failed, retry scheduled, found
+at Align, a conflict) are also given to the host as case notes
+(``CaseAdapter.add_case_note``).
 
 This engine is the one place every call to Align passes: while the switch
 ``align-outbound-paused`` is active, :func:`run_operation` raises
@@ -31,11 +35,39 @@ from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.models import CaseEvent, RemoteOperation
 from align_integration.outbound import ensure_outbound_allowed
+from align_integration.workflows.errors import (
+    error_code,
+    error_summary,
+    looks_like_id,
+)
 from align_integration.workflows.reachability import note_call
+from align_integration.workflows.redaction import vendor_detail
 from align_integration.workflows.results import AlignResult
-from align_integration.workflows.timeline import record, redact
+from align_integration.workflows.timeline import record
 
 CLAIM_SECONDS = 120
+
+#: What ``RemoteOperation.result`` keeps of an answer: the ids (and the status word) the
+#: flows read, never the rest of what the service sent back.
+RESULT_KEYS = ("patientId", "orderId", "status", "uploaded")
+MAX_RESULT_VALUE = 64
+
+
+def kept_result(answer: Any) -> dict[str, Any]:
+    """The ids of ``answer`` that the app needs: of :data:`RESULT_KEYS`, integers and
+    id-shaped strings (letters, digits, ``._:-``) only."""
+    if not isinstance(answer, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    for key in RESULT_KEYS:
+        value = answer.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            kept[key] = value
+        elif isinstance(value, str) and looks_like_id(value, MAX_RESULT_VALUE):
+            kept[key] = value
+    return kept
 
 
 class OperationFailed(Exception):
@@ -219,11 +251,14 @@ def _unclaim(operation: RemoteOperation, state: str, *, counted: bool) -> None:
 def _succeed(
     operation: RemoteOperation, answer: dict[str, Any], attempt: Attempt
 ) -> dict[str, Any]:
+    answer = kept_result(answer)
     operation.state = RemoteOperation.SUCCEEDED
     operation.result = answer
     operation.ambiguous = False
     operation.last_status_code = 200
+    operation.last_error_code = ""
     operation.last_errors = []
+    operation.vendor_detail = ""
     operation.next_attempt_at = None
     operation.claimed_until = None
     operation.finished_at = timezone.now()
@@ -263,10 +298,12 @@ def _fail(
     background: bool,
 ) -> NoReturn:
     note_call(operation.kind, error)
-    errors = redact([str(error), *error.errors], attempt.patient)
+    summary = error_summary(error)
     operation.ambiguous = operation.ambiguous or error.ambiguous
     operation.last_status_code = error.status_code
-    operation.last_errors = errors
+    operation.last_error_code = error_code(error)
+    operation.last_errors = [summary]
+    operation.vendor_detail = vendor_detail(error.errors, attempt.patient)
     operation.claimed_until = None
     max_attempts = int(get_setting("OPERATION_MAX_ATTEMPTS"))
     if background and error.retryable and operation.attempts < max_attempts:
@@ -279,12 +316,12 @@ def _fail(
         operation.state = RemoteOperation.RETRY_SCHEDULED
         operation.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
         outcome = CaseEvent.RETRY_SCHEDULED
-        message = f"{label} failed ({'; '.join(errors)}); retry in {int(delay)} s."
+        message = f"{label} failed ({summary}); retry in {int(delay)} s."
     else:
         operation.state = RemoteOperation.FAILED
         operation.next_attempt_at = None
         outcome = CaseEvent.FAILED
-        message = f"{label} failed: {'; '.join(errors)}"
+        message = f"{label} failed: {summary}."
     operation.save()
     record(
         operation.case,
@@ -299,7 +336,7 @@ def _fail(
     )
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
         announce_retry(operation)
-    raise OperationFailed(operation, error.http_status, errors)
+    raise OperationFailed(operation, error.http_status, [f"{label}: {summary}"])
 
 
 def announce_retry(operation: RemoteOperation) -> None:

@@ -7,39 +7,15 @@ Entries of the outcomes the old tool wrote a case note for are also given to the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 
-from align_integration.adapters import PatientData, get_adapter
+from align_integration.adapters import get_adapter
 from align_integration.models import CaseEvent, RemoteOperation
+from align_integration.workflows.errors import safe_request_id
 
 logger = logging.getLogger("align_integration.workflows")
-
-REDACTED = "[redacted]"
-
-
-def redact(texts: Iterable[str], patient: PatientData | None) -> list[str]:
-    """Replace any patient value a remote error message may echo back."""
-    values: list[str] = []
-    if patient is not None:
-        values = [
-            patient.first_name,
-            patient.last_name,
-            patient.mrn,
-            patient.email,
-            patient.phone,
-            patient.date_of_birth.isoformat() if patient.date_of_birth else "",
-        ]
-    cleaned = []
-    for text in texts:
-        text = str(text)[:500]
-        for value in values:
-            if value and len(value) >= 2:
-                text = text.replace(value, REDACTED)
-        cleaned.append(text)
-    return cleaned
 
 
 def user_of(request_or_user: Any) -> Any:
@@ -73,7 +49,7 @@ def record(
         outcome=outcome,
         message=message[:2000],
         status_code=status_code,
-        request_id=request_id[:128],
+        request_id=safe_request_id(request_id),  # a vendor header: kept only if id-shaped
         operation=operation,
         user=user_of(user),
     )

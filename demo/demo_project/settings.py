@@ -80,12 +80,12 @@ DATABASES = {
     }
 }
 # One process (runserver) in the demo; production uses Redis so that every process
-# shares one Align token (the app warns, align_integration.W002, outside DEBUG).
+# shares one Align token (the app's check align_integration.W002 warns outside DEBUG).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 STATIC_URL = "/static/"
 MEDIA_ROOT = os.environ.get("DEMO_MEDIA_ROOT") or str(BASE_DIR / "media")
-MEDIA_URL = "/media/"
+MEDIA_URL = "/media/"  # never routed: files go out only through case-asset-download
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -117,7 +117,7 @@ ALIGN_INTEGRATION = {
         "CLIENT_ID": "itero-client",
         "CLIENT_SECRET": "itero-secret",
         "ALLOWED_HOSTS": ["127.0.0.1"],
-        "NOTIFICATION_TOKEN": "demo-notify-token",
+        "NOTIFICATION_TOKEN": "demo-notify-token-not-secret-0123456789",
     },
 }
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from cases import views
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -29,6 +27,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("align/", include("align_integration.urls")),
-    # Uploaded files (the seeded STL files, acceptance screenshots), served only in DEBUG.
-    *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
+    # No media route: case files (patient data) are served only by the app's
+    # authenticated case-asset-download view (docs/security.md).
 ]

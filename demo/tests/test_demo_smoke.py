@@ -31,6 +31,11 @@ from align_integration.models import CaseAsset
 from cases.models import Case
 users = {u.username: [u.is_staff, u.is_superuser, hasattr(u, "provider")]
          for u in get_user_model().objects.all()}
+staff_group_permissions = sorted(
+    f"{p.content_type.app_label}.{p.codename}"
+    for g in get_user_model().objects.get(username="staff").groups.all()
+    for p in g.permissions.all()
+)
 cases = {
     case.case_number: {
         "eligible": case.can_send_to_align.ok,
@@ -47,6 +52,7 @@ cases = {
 flags = {flag.name: flag.everyone for flag in Flag.objects.all()}
 print(json.dumps({
     "users": users, "cases": cases, "flags": flags,
+    "staff_group_permissions": staff_group_permissions,
     "adapter": settings.ALIGN_INTEGRATION["CASE_ADAPTER"],
     "service": settings.ALIGN_INTEGRATION["SERVICE"]["BASE_URL"],
     "secrets": settings.ALIGN_INTEGRATION["CALLBACK_SECRETS"],
@@ -118,6 +124,10 @@ def test_seeded_cases(seeded: dict[str, Any]) -> None:
 def test_seeded_users_and_flags(seeded: dict[str, Any]) -> None:
     assert seeded["users"]["staff"] == [True, True, False]
     assert seeded["users"]["provider"] == [False, False, True]
+    assert seeded["staff_group_permissions"] == [
+        "align_integration.manage_itero_connection",
+        "align_integration.send_to_align",
+    ]
     assert seeded["flags"] == {
         "initiate-align-order": True,
         "set-align-order-status": True,

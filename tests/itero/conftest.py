@@ -54,3 +54,16 @@ def scan_case(make_case: Callable[..., Any]) -> Any:
 def staff_client(client: Any, staff_user: Any) -> Any:
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture
+def paired_connection(db: Any, itero_unit_settings: Any) -> Any:
+    """The connection row, paired with ``tests.itero.helpers.ACCOUNT`` (no tokens)."""
+    from align_integration.models import IteroConnection
+    from tests.itero.helpers import ACCOUNT
+
+    connection = IteroConnection.load()
+    connection.account_number = ACCOUNT
+    connection.set_state(IteroConnection.PAIRED)
+    connection.save()
+    return connection

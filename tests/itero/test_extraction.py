@@ -3,6 +3,8 @@ good ones become CaseAssets of the right kinds, once."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -35,6 +37,10 @@ def scan(scan_case: Any) -> IteroScan:
     return IteroScan.objects.create(rx_id="rx-1", revision="v1", case=scan_case)
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def write(tmp_path: Path, data: bytes, name: str = "scan.zip") -> str:
     path = tmp_path / name
     path.write_bytes(data)
@@ -55,11 +61,12 @@ def test_a_good_archive_becomes_assets_once(tmp_path: Path, scan: IteroScan, set
     )
     for asset in created:
         assert asset.source == "itero"
-        assert asset.source_ref.startswith("rx-1:v1:rx-1/")
+        assert asset.source_ref.startswith("rx-1:v1:sha256-")
+        assert "upper" not in asset.source_ref and "/" not in asset.source_ref
         assert "upper" not in asset.file.name and "rx-1" not in asset.file.name
         assert asset.file.name.startswith("align_integration/assets/")
         assert asset.size and len(asset.sha256) == 64
-    stl = next(a for a in created if a.source_ref.endswith("upper.stl"))
+    stl = next(a for a in created if a.sha256 == sha256(GOOD["rx-1/upper.stl"]))
     with stl.file.open("rb") as handle:
         assert handle.read() == GOOD["rx-1/upper.stl"]
     # Processing the same revision again adds nothing.
@@ -162,3 +169,45 @@ def test_safe_member_names(name: str, safe: str) -> None:
 def test_nul_in_a_name_is_refused() -> None:
     with pytest.raises(UnsafeArchive):
         safe_member_name("a\x00.stl")
+
+
+# -- inert files, hashed names (issue 13, findings 2 and 3) -------------------------------------
+CANARY = ("Testy", "McTestface", "1991-05-02", "05.02.1991", "02051991")
+HOSTILE = {
+    "Testy_McTestface_1991-05-02/Rx Testy McTestface 05.02.1991.html": (
+        b"<html><script>fetch('/admin/').then(r => r.text()).then(alert)</script></html>"
+    ),
+    "Testy_McTestface_1991-05-02/logo.svg": (
+        b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.cookie)"/>'
+    ),
+    "Testy_McTestface_1991-05-02/upper_02051991.STL": b"solid u\nendsolid u\n",
+    "Testy_McTestface_1991-05-02/Rx Testy McTestface.pdf": b"%PDF-1.4\n%%EOF\n",
+    "Testy_McTestface_1991-05-02/notes.exe": b"MZ",
+}
+
+
+def test_member_names_never_kept_and_only_allowlisted_types_stored_as_such(
+    tmp_path: Path, scan: IteroScan, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    members, created = extract_scan_archive(write(tmp_path, zip_bytes(HOSTILE)), scan)
+    assert members == len(HOSTILE) == len(created)
+    by_content = {asset.sha256: asset for asset in created}
+    expected = {  # member -> (kind, extension, content type)
+        "Rx Testy McTestface 05.02.1991.html": ("RXHTML", ".bin", "application/octet-stream"),
+        "logo.svg": ("SCANFILE", ".bin", "application/octet-stream"),
+        "upper_02051991.STL": ("STL", ".stl", "model/stl"),
+        "Rx Testy McTestface.pdf": ("RXPDF", ".pdf", "application/pdf"),
+        "notes.exe": ("SCANFILE", ".bin", "application/octet-stream"),
+    }
+    for name, data in HOSTILE.items():
+        asset = by_content[sha256(data)]
+        kind, extension, content_type = expected[name.rsplit("/", 1)[1]]
+        assert (asset.kind, asset.content_type) == (kind, content_type), name
+        assert asset.file.name.endswith(extension), asset.file.name
+    stored = " ".join(f"{a.source_ref} {a.file.name} {a.external_key}" for a in created)
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    for value in CANARY:
+        assert value not in stored and value not in logged, value
+    # The hash still identifies the member: the same revision again adds nothing.
+    assert extract_scan_archive(write(tmp_path, zip_bytes(HOSTILE)), scan) == (len(HOSTILE), [])

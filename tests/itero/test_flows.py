@@ -23,6 +23,7 @@ from align_integration.models import (
     IteroScan,
 )
 from align_integration.signals import scan_received
+from align_integration.testing.settings import SANDBOX_NOTIFICATION_TOKEN
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import forget_token
 from align_integration.workflows.itero.polling import poll_orders
@@ -67,7 +68,7 @@ def test_pairing_through_the_pages(itero_sandbox: Any, staff_client: Client) -> 
     )
     pair_call = itero_sandbox.calls("pair")[-1]
     assert pair_call.json["callbackUrl"].endswith(
-        "/align/itero/notifications/sandbox-notifications/"
+        f"/align/itero/notifications/{SANDBOX_NOTIFICATION_TOKEN}/"
     )
     assert itero_sandbox.itero.paired[ACCOUNT] == pair_call.json["callbackUrl"]
     status = staff_client.get(reverse("align_integration:itero-status")).content.decode()
@@ -79,9 +80,10 @@ def test_notification_to_two_stl_assets_and_an_eligible_case(
 ) -> None:
     assert not can_send_to_align(scan_case).ok
     rx_id = itero_sandbox.itero.create_scan(chart_number=CHART, notify=False)
-    for _ in range(3):  # iTero may repeat a notification: it acts once
+    for _ in range(3):  # iTero may repeat a notification: one row stands for all, acts once
         assert notify(staff_client, rx_id).status_code == 202
-    assert run_due_itero_work() >= 3
+    assert IteroNotification.objects.count() == 1
+    assert run_due_itero_work() >= 1
     scan = IteroScan.objects.get(rx_id=rx_id)
     assert scan.state == IteroScan.DOWNLOADED and scan.case_id == scan_case.pk
     assert stl_assets(scan_case) == 2
@@ -364,8 +366,10 @@ def test_a_refused_refresh_needs_repairing_and_work_waits(
     assert itero_sandbox.count("order") == 0
     page = staff_client.get(reverse("align_integration:itero-status")).content.decode()
     assert "needs re-pairing" in page
-    # A notification arriving meanwhile is still kept.
-    assert notify(staff_client, rx_id).json() == {"status": "stored"}
+    # A notification arriving meanwhile is still kept: the pending one stands for it.
+    assert notify(staff_client, rx_id).json() == {"status": "duplicate"}
+    assert notify(staff_client, "rx-other").json() == {"status": "stored"}
+    assert IteroNotification.objects.filter(state=IteroNotification.RECEIVED).count() == 2
     pair_through_pages(staff_client)
     run_due_itero_work()
     assert IteroScan.objects.get(rx_id=rx_id).state == IteroScan.DOWNLOADED

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from align_integration.models import CaseEvent, IteroConnection, IteroNotification, IteroScan
+from align_integration.testing.settings import SANDBOX_NOTIFICATION_TOKEN
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import forget_token
 from align_integration.workflows.itero.returns import return_scan_to_doctor
@@ -75,7 +76,7 @@ def test_no_patient_data_or_secret_in_logs_or_rows(
         tokens |= {t for s in lab.auth._current.values() for t in s.values() if isinstance(t, str)}
     tokens = {token for token in tokens if len(token) > 12}
     assert tokens
-    secrets = {lab.auth.client_secret, "sandbox-notifications"}
+    secrets = {lab.auth.client_secret, SANDBOX_NOTIFICATION_TOKEN}
     forbidden = {FIRST, LAST, CHART, OTHER_FIRST, OTHER_LAST, OTHER_CHART} | tokens | secrets
 
     def leaks(text: str) -> set[str]:

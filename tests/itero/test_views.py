@@ -17,15 +17,6 @@ from tests.itero.helpers import ACCOUNT, notification_url
 TOKEN = "unit-notify-token"
 
 
-@pytest.fixture
-def paired_connection(db: Any, itero_unit_settings: Any) -> IteroConnection:
-    connection = IteroConnection.load()
-    connection.account_number = ACCOUNT
-    connection.set_state(IteroConnection.PAIRED)
-    connection.save()
-    return connection
-
-
 def post_raw(client: Client, body: bytes | str, token: str = TOKEN, **extra: Any) -> Any:
     data = body.encode() if isinstance(body, str) else body
     return client.generic(
@@ -164,6 +155,18 @@ def test_connect_redirects_to_login_with_a_session_state(
     assert f"state={state}" in location and "response_type=code" in location
     assert "client_id=unit-client" in location
     assert "redirect_uri=http%3A%2F%2Ftestserver%2Falign%2Fitero%2Foauth%2Fcallback%2F" in location
+
+
+def test_urls_given_to_itero_are_built_on_the_public_url(
+    staff_client: Client, itero_unit_settings: Any, settings: Any
+) -> None:
+    config = settings.ALIGN_INTEGRATION
+    settings.ALIGN_INTEGRATION = {
+        **config,
+        "ITERO": {**config["ITERO"], "PUBLIC_URL": "https://lab.example.com/"},
+    }
+    location = staff_client.get(reverse("align_integration:itero-connect"))["Location"]
+    assert "redirect_uri=https%3A%2F%2Flab.example.com%2Falign%2Fitero%2Foauth%2F" in location
 
 
 def test_connect_unconfigured_is_a_page_not_a_500(staff_client: Client, settings: Any) -> None:

@@ -22,6 +22,7 @@ from align_integration.cases import align_sales_order_number, can_send_to_align
 from align_integration.models import AlignOrder, CaseAsset, CaseEvent
 from tests.images import jpeg_data_url
 from tests.otherhost.models import Customer, Dentist, Treatment
+from tests.users import grant
 from tests.webhook_cases import post_signed, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,8 @@ def test_the_whole_flow_in_another_host(
 ) -> None:
     assert can_send_to_align(treatment).ok
     staff = Client()
-    staff.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    ops = django_user_model.objects.create_user("ops", is_staff=True)
+    staff.force_login(grant(ops, "send_to_align"))
     panel = reverse("align_integration:staff-align-panel", kwargs={"case_ref": "T-100"})
     assert staff.get(panel).status_code == 200
     send = reverse("align_integration:staff-align-initiate-order", kwargs={"case_ref": "T-100"})
@@ -99,14 +101,31 @@ def test_the_whole_flow_in_another_host(
     stranger = Client()
     stranger.force_login(django_user_model.objects.create_user("stranger"))
     assert stranger.post(action, {"action": "revise", "comment": "x"}).status_code == 404
-    assert (
-        doctor.post(
-            action, {"action": "approve", "acceptance_screenshot": jpeg_data_url()}
-        ).status_code
-        == 200
-    )
     assert doctor.post(action, {"action": "revise", "comment": "more room"}).status_code == 200
     assert align_sandbox.calls("clincheck_revise")[0].path == "/orders/T-100/modify"
+    # The plan was sent back: no approve until Align's next version arrives.
+    approve = {"action": "approve", "acceptance_screenshot": jpeg_data_url()}
+    assert doctor.post(action, approve).status_code == 409
+    body = json.dumps(
+        {
+            "type": "treatment_plan.submitted",
+            "data": {
+                "caseId": "T-100",
+                "planId": "PL-2",
+                "version": 2,
+                "createdAt": "2026-11-21T11:00:00Z",
+            },
+        }
+    )
+    post_signed(
+        Client(),
+        reverse("align_integration:callbacks"),
+        body,
+        signed_headers(body, align_sandbox.callback_secret),
+    )
+    assert (
+        doctor.post(action, {**approve, "plan_id": "PL-2", "plan_version": "2"}).status_code == 200
+    )
 
     call_command("align_clincheck_accept", "--case", "T-100", "--concurrency", "1")
     [accept] = align_sandbox.calls("clincheck_accept")

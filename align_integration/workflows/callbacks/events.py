@@ -39,6 +39,14 @@ class InvalidEvent(ValueError):
     """The body cannot be an event we accept; the message is the reason (no data values)."""
 
 
+class UnknownCase(InvalidEvent):
+    """The event's ``caseId`` names no case of this site."""
+
+
+class _AlreadyStored(Exception):
+    """The insert hit the unique ``webhook_id``: this delivery is a duplicate."""
+
+
 @dataclass(frozen=True)
 class ParsedEvent:
     event_type: str
@@ -120,7 +128,7 @@ def find_case(case_id: str) -> Any:
     try:
         return get_adapter().case_for_reference(case_id)
     except LookupError:
-        raise InvalidEvent("data.caseId names no known case.") from None
+        raise UnknownCase("data.caseId names no known case.") from None
 
 
 def _failure_text(error: BaseException) -> str:
@@ -159,13 +167,16 @@ def ingest(
     }
     try:
         with transaction.atomic():
-            event = CallbackEvent.objects.create(
-                **fields, state=CallbackEvent.PROCESSED, processed_at=timezone.now()
-            )
+            try:
+                event = CallbackEvent.objects.create(
+                    **fields, state=CallbackEvent.PROCESSED, processed_at=timezone.now()
+                )
+            except IntegrityError as duplicate:
+                raise _AlreadyStored from duplicate  # rolls the transaction back
             _apply(parsed, case)
+    except _AlreadyStored:
+        return None  # the same delivery, stored by an earlier or a concurrent request
     except Exception as error:
-        if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
-            return None  # the same delivery, stored by a concurrent request
         try:
             event = CallbackEvent.objects.create(
                 **fields, state=CallbackEvent.FAILED, error=_failure_text(error)

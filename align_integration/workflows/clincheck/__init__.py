@@ -1,7 +1,6 @@
 """ClinCheck: the provider's review (accept and revision requests) and acceptance
 screenshots."""
 
-from align_integration.workflows.clincheck.approval import approve_treatment_plan
 from align_integration.workflows.clincheck.review import (
     APPROVE,
     FLAG,
@@ -22,7 +21,6 @@ __all__ = [
     "REVISE",
     "ScreenshotRejected",
     "accept_when_aligners_purchased",
-    "approve_treatment_plan",
     "create_acceptance_screenshot",
     "perform_clincheck",
     "prepare_operation",

@@ -22,6 +22,7 @@ from align_integration.client.token import TOKEN_KEY_PREFIX, TokenCache
 from align_integration.conf import get_setting
 from align_integration.models import IteroConnection
 from align_integration.outbound import ensure_outbound_allowed
+from align_integration.workflows.errors import oauth_error_code
 
 logger = logging.getLogger("align_integration.itero")
 
@@ -115,7 +116,7 @@ def refresh_access_token() -> tuple[str, int]:
         except IteroOAuthError as error:
             if not error.permanent:
                 raise
-            mark_needs_repairing(connection, f"refresh refused ({error.error})")
+            mark_needs_repairing(connection, f"refresh refused ({oauth_error_code(error.error)})")
             raise IteroNeedsRepairing("iTero refused the refresh token; pair again") from error
         store_token_set(connection, token_set)
         connection.save()  # the rotated refresh token is durable before anything else

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
+from typing import BinaryIO, cast
 
 from django.db.models import Q
 from django.utils import timezone
@@ -177,7 +178,9 @@ def download_scan(scan: IteroScan) -> bool:
     try:
         try:
             with handle:
-                client.download(scan.rx_id, handle, max_bytes=int(itero["MAX_ZIP_BYTES"]))
+                client.download(
+                    scan.rx_id, cast(BinaryIO, handle), max_bytes=int(itero["MAX_ZIP_BYTES"])
+                )
             members, created = extract_scan_archive(handle.name, scan)
         except (IteroNeedsRepairing, IteroNotPaired, LockTimeout) as error:
             scan.attempts -= 1  # not the scan's fault: the token is not available now

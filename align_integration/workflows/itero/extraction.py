@@ -5,8 +5,13 @@ the target (no absolute paths, drive letters, ``..`` or NUL), no symlinks (check
 ``external_attr``), no encrypted members, a bounded member count, total uncompressed size
 and compression ratio (``ITERO["MAX_*"]``).  Members are then streamed one by one through
 Django's storage API (``CaseAsset.file``), under generated names — never the archive's
-names, which can carry patient data.  ``source_ref`` (``rxId:revision:member``) is unique
-per case, so extracting the same revision again adds nothing.
+names, which can carry patient names and birth dates.
+
+Stored files are inert: only allowlisted extensions are kept (``models.assets.SAFE_TYPES``:
+STL, PLY, PDF, XML, JPEG, PNG); the Rx as HTML, an SVG or any other member is stored as
+``.bin`` with ``application/octet-stream``.  ``source_ref`` is
+``rxId:revision:sha256-<hash of the member name>``: unique per case, so extracting the
+same revision again adds nothing, and no member name is ever kept or shown.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from django.core.files import File
 from django.db import IntegrityError, transaction
 
 from align_integration.conf import get_setting
 from align_integration.models import CaseAsset, IteroScan
+from align_integration.models.assets import safe_content_type, safe_extension
 
 logger = logging.getLogger("align_integration.itero")
 
@@ -39,23 +45,12 @@ KIND_BY_EXTENSION = {
     ".stl": CaseAsset.STL,
     ".ply": CaseAsset.PLY,
     ".pdf": CaseAsset.RX_PDF,
-    ".html": CaseAsset.RX_HTML,
+    ".html": CaseAsset.RX_HTML,  # kind says what it is; it is still stored inert (.bin)
     ".htm": CaseAsset.RX_HTML,
     ".xml": CaseAsset.SCAN_XML,
     ".jpg": CaseAsset.THUMBNAIL,
     ".jpeg": CaseAsset.THUMBNAIL,
     ".png": CaseAsset.THUMBNAIL,
-}
-CONTENT_TYPES = {
-    ".stl": "model/stl",
-    ".ply": "application/ply",
-    ".pdf": "application/pdf",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".xml": "application/xml",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
 }
 
 
@@ -140,13 +135,13 @@ def kind_of(name: str) -> str:
     return KIND_BY_EXTENSION.get(os.path.splitext(name)[1].lower(), CaseAsset.SCAN_FILE)
 
 
+def member_ref(name: str) -> str:
+    """A member name as kept: its hash, never the name (which can hold patient data)."""
+    return f"sha256-{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+
+
 def source_ref(scan: IteroScan, name: str) -> str:
-    ref = f"{scan.rx_id}:{scan.revision}:{name}"
-    if len(ref) > 255:  # keep it unique, and within the column
-        ref = (
-            f"{scan.rx_id}:{scan.revision}:sha256-{hashlib.sha256(name.encode()).hexdigest()[:40]}"
-        )
-    return ref[:255]
+    return f"{scan.rx_id}:{scan.revision}:{member_ref(name)}"[:255]
 
 
 class _MeteredReader:
@@ -170,26 +165,26 @@ class _MeteredReader:
 def _store_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, scan: IteroScan, ref: str
 ) -> CaseAsset | None:
-    extension = os.path.splitext(name)[1].lower()
+    extension = safe_extension(name)  # ".bin" unless allowlisted
     asset = CaseAsset(
         case=scan.case,
         kind=kind_of(name),
         source="itero",
         source_ref=ref,
         external_key=f"itero:{scan.rx_id}"[:255],
-        content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
+        content_type=safe_content_type(name),
     )
     # The member is read to the end (zipfile checks its CRC there) into a spooled copy
     # before storage sees a byte: storage never holds a half-written or corrupt file.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=_temp_dir()) as copy:
         with archive.open(info) as member:
-            reader = _MeteredReader(member, info.file_size)
+            reader = _MeteredReader(cast(BinaryIO, member), info.file_size)
             while chunk := reader.read(READ_CHUNK):
                 copy.write(chunk)
         copy.seek(0)
-        content = File(copy, name=f"scan{extension or '.bin'}")
+        content = File(copy, name=f"scan{extension}")
         content.size = reader.count
-        asset.file.save(content.name, content, save=False)
+        asset.file.save(f"scan{extension}", content, save=False)
     asset.size = reader.count
     asset.sha256 = reader.sha256.hexdigest()
     try:
@@ -255,6 +250,8 @@ def _discard(assets: list[CaseAsset]) -> None:
 def assets_summary(scan: IteroScan) -> dict[str, Any]:
     """Counts per kind of the scan's assets in its case (for messages)."""
     counts: dict[str, int] = {}
+    if scan.case_id is None:
+        return counts
     prefix = f"{scan.rx_id}:{scan.revision}:"
     for kind in CaseAsset.objects.filter(
         case_id=scan.case_id, source="itero", source_ref__startswith=prefix

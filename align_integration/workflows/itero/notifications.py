@@ -5,13 +5,21 @@ on its word: the worker fetches the order by Rx id and registers that.  Several
 notifications for the same Rx id (iTero sends one per file change, and may repeat one) are
 confirmed with one order look-up and act once.  A 404 on the look-up (the scan is not ready
 yet) is retried later like a download.
+
+Storing is bounded, since anyone holding the token could flood the table: one pending row
+per Rx id and account (a unique constraint; a repeat while one is pending adds nothing) and
+at most ``ITERO["MAX_PENDING_NOTIFICATIONS"]`` pending rows in all.  Beyond that
+:class:`NotificationBacklogFull` is raised (the endpoint answers 503 with ``Retry-After``);
+nothing is lost, since the Get Orders poll finds every ready scan anyway.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -20,6 +28,7 @@ from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.models import IteroConnection, IteroNotification
 from align_integration.outbound import outbound_paused
+from align_integration.workflows.errors import error_summary
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
     IteroNotPaired,
@@ -33,19 +42,79 @@ logger = logging.getLogger("align_integration.itero")
 MAX_FIELD = 128
 
 
-def store_notification(rx_id: str, account_number: str) -> IteroNotification | None:
-    """Keep a notification for the worker; ``None`` when its account is not ours."""
+STORED = "stored"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+
+
+class NotificationBacklogFull(Exception):
+    """``ITERO["MAX_PENDING_NOTIFICATIONS"]`` notifications already wait for the worker."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} notifications are pending")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class NotificationReceipt:
+    """What became of a notification: ``stored``, ``duplicate`` (one for the same Rx id is
+    pending: that one stands for both) or ``ignored`` (not our account)."""
+
+    outcome: str
+    notification: IteroNotification | None
+
+
+def _pending(rx_id: str, account_number: str) -> IteroNotification | None:
+    return IteroNotification.objects.filter(
+        state=IteroNotification.RECEIVED, rx_id=rx_id, account_number=account_number
+    ).first()
+
+
+def accept_notification(rx_id: str, account_number: str) -> NotificationReceipt:
+    """Keep a notification for the worker, at most one pending per Rx id, within the cap.
+
+    Raises :class:`NotificationBacklogFull` when the cap is reached.
+    """
     connection = IteroConnection.load()
     if not connection.knows_account or account_number != connection.account_number:
         logger.info("itero_notification outcome=ignored reason=unknown_account")
-        return None
-    notification = IteroNotification.objects.create(
-        rx_id=rx_id[:MAX_FIELD],
-        account_number=account_number[:MAX_FIELD],
-        next_attempt_at=timezone.now(),
-    )
+        return NotificationReceipt(IGNORED, None)
+    rx_id, account_number = rx_id[:MAX_FIELD], account_number[:MAX_FIELD]
+    # The cheap answer to a flood first: a repeat costs one indexed look-up, even at the cap.
+    pending = _pending(rx_id, account_number)
+    if pending is not None:
+        return _duplicate(pending)
+    limit = int(get_setting("ITERO", "MAX_PENDING_NOTIFICATIONS"))
+    if IteroNotification.objects.filter(state=IteroNotification.RECEIVED).count() >= limit:
+        logger.warning("itero_notification outcome=refused reason=backlog_full limit=%d", limit)
+        raise NotificationBacklogFull(limit)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                notification = IteroNotification.objects.create(
+                    rx_id=rx_id, account_number=account_number, next_attempt_at=timezone.now()
+                )
+            break
+        except IntegrityError:  # the unique constraint: a concurrent one for this Rx won
+            pending = _pending(rx_id, account_number)
+            if pending is not None:
+                return _duplicate(pending)
+            if attempt:  # not the pending one after all: not ours to hide
+                raise
+            # else it was processed in between: store this one after all
     logger.info("itero_notification=%s rx=%s outcome=stored", notification.pk, notification.rx_id)
-    return notification
+    return NotificationReceipt(STORED, notification)
+
+
+def _duplicate(pending: IteroNotification) -> NotificationReceipt:
+    logger.info("itero_notification=%s rx=%s outcome=duplicate", pending.pk, pending.rx_id)
+    return NotificationReceipt(DUPLICATE, pending)
+
+
+def store_notification(rx_id: str, account_number: str) -> IteroNotification | None:
+    """The pending notification for this Rx id (new or already there); ``None`` when its
+    account is not ours.  See :func:`accept_notification`."""
+    return accept_notification(rx_id, account_number).notification
 
 
 def _finish(rows: list[IteroNotification], state: str, outcome: str, scan: object = None) -> None:
@@ -107,7 +176,11 @@ def process_notifications(limit: int = 50) -> int:
                 if error.retryable:
                     _retry_later(rows, error, f"order look-up answered {error.status_code}")
                 else:
-                    _finish(rows, IteroNotification.FAILED, f"order look-up: {error}")
+                    _finish(
+                        rows,
+                        IteroNotification.FAILED,
+                        f"order look-up: {error_summary(error, 'iTero')}",
+                    )
                 handled += len(rows)
                 continue
             if str(order.get("rxId") or rx_id) != rx_id:

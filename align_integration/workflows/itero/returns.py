@@ -8,6 +8,7 @@ from typing import Any
 from align_integration.client.errors import AlignError
 from align_integration.models import CaseEvent, IteroScan
 from align_integration.outbound import ensure_outbound_allowed
+from align_integration.workflows.errors import error_summary
 from align_integration.workflows.itero.connection import itero_client
 from align_integration.workflows.timeline import record
 
@@ -38,11 +39,12 @@ def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> 
             error.status_code or "-",
         )
         if scan.case is not None:
+            summary = error_summary(error, "iTero")
             record(
                 scan.case,
                 "itero_return_scan",
                 CaseEvent.FAILED,
-                f"Returning iTero scan Rx {scan.rx_id} to the doctor failed ({error}).",
+                f"Returning iTero scan Rx {scan.rx_id} to the doctor failed ({summary}).",
                 status_code=error.http_status,
                 request_id=error.request_id,
                 user=user,

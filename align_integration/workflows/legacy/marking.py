@@ -18,7 +18,7 @@ from django.db import transaction
 
 from align_integration.adapters import CaseAdapter
 from align_integration.models import AlignCase, AlignOrder, CaseEvent
-from align_integration.workflows.orders.at_align import sales_order_patient
+from align_integration.workflows.orders.at_align import sales_order_patient, shown
 from align_integration.workflows.timeline import record
 
 
@@ -53,8 +53,8 @@ def mark_sent(case: Any, legacy_case_id: str, adapter: CaseAdapter, *, dry_run: 
     if state is not None and state.patient_id and state.patient_id != patient_id:
         return Marking(
             False,
-            f"this app holds Align patient {state.patient_id} for the case, the sales orders "
-            f"name {patient_id}: not marked as sent; check the case with Align",
+            f"this app holds Align patient {shown(state.patient_id)} for the case, the sales "
+            f"orders name {shown(patient_id)}: not marked as sent; check the case with Align",
         )
     note = ""
     if adapter.case_reference(case) != legacy_case_id:
@@ -75,7 +75,7 @@ def mark_sent(case: Any, legacy_case_id: str, adapter: CaseAdapter, *, dry_run: 
             case,
             "legacy_marked_sent",
             CaseEvent.INFO,
-            f"Already at Align: sent by the old tool (Align patient {state.patient_id}, "
-            f"sales order {order.sales_order_number}); the app never sends it again.",
+            f"Already at Align: sent by the old tool (Align patient {shown(state.patient_id)}, "
+            f"sales order {shown(order.sales_order_number)}); the app never sends it again.",
         )
     return Marking(True, note)

@@ -20,7 +20,14 @@ from align_integration.client.errors import (
 )
 from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignOrder
+from align_integration.workflows.errors import looks_like_id
 from align_integration.workflows.operations import ConflictAtAlign
+
+
+def shown(ids: list[str] | str) -> str:
+    """Align's ids for a message: id-shaped ones as they are, anything else not shown."""
+    values = [ids] if isinstance(ids, str) else ids
+    return ", ".join(value if looks_like_id(value, 64) else "(not shown)" for value in values)
 
 
 def found(find: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -43,7 +50,7 @@ def patient_at_align(client: AlignServiceClient, case_id: str) -> dict[str, Any]
     if len(patient_ids) > 1:
         raise ConflictAtAlign(
             f"Align already holds {len(patient_ids)} patients for this case "
-            f"({', '.join(patient_ids)}); none was adopted and no patient was created. "
+            f"({shown(patient_ids)}); none was adopted and no patient was created. "
             "Ask Align which one is right and remove the other, then send again."
         )
     return {"patientId": patient_ids[0]} if patient_ids else None
@@ -61,14 +68,15 @@ def order_at_align(
     if len(orders) > 1:
         raise ConflictAtAlign(
             f"Align already holds {len(orders)} {order_type} orders for this case "
-            f"({', '.join(sorted(orders))}); none was adopted and no order was created. "
+            f"({shown(sorted(orders))}); none was adopted and no order was created. "
             "Ask Align which one is right and cancel the other, then send again."
         )
     for order_id, holder in orders.items():
         if holder and holder != patient_id:
             raise ConflictAtAlign(
-                f"Align holds order {order_id} for this case under patient {holder}, not "
-                f"under this case's patient {patient_id}; no order was created. Ask Align "
+                f"Align holds order {shown(order_id)} for this case under patient "
+                f"{shown(holder)}, not under this case's patient {shown(patient_id)}; no order "
+                "was created. Ask Align "
                 "which patient is right."
             )
         return {"orderId": order_id}

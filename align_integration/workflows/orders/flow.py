@@ -48,6 +48,7 @@ from align_integration.workflows.orders.at_align import (
     order_at_align,
     patient_at_align,
     sales_order_patient,
+    shown,
 )
 from align_integration.workflows.orders.uploads import NO_FILES, send_upload, upload_operation
 from align_integration.workflows.results import AlignResult
@@ -126,7 +127,7 @@ class OrderSender:
             return state.patient_id
         known = sales_order_patient(self.case)
         if known:  # Align named the patient in a sales order: it exists at Align already
-            return self._adopt(state, "patient_id", known, f"Align patient {known}")
+            return self._adopt(state, "patient_id", known, f"Align patient {shown(known)}")
         patient = self.patient
         gender = normalize_gender(patient.gender)
         operation = operation_for(
@@ -180,7 +181,8 @@ class OrderSender:
             return state.order_id
         sales_order = align_sales_order_number(self.case)
         if sales_order:  # Align sent a primary sales order: the order exists at Align
-            return self._adopt(state, "order_id", sales_order, f"primary sales order {sales_order}")
+            what = f"primary sales order {shown(sales_order)}"
+            return self._adopt(state, "order_id", sales_order, what)
         order_type = get_setting("PRIMARY_ORDER_TYPE")
         operation = operation_for(
             self.case,

@@ -21,6 +21,18 @@ from align_integration.outbound import outbound_paused
 
 #: The waffle flag that gates sending from the panel.
 INITIATE_FLAG = "initiate-align-order"
+#: The permission that sending a case needs, on top of ``is_staff``.
+SEND_PERMISSION = "align_integration.send_to_align"
+
+
+def may_send(user: Any) -> bool:
+    """Active staff holding ``align_integration.send_to_align``."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(SEND_PERMISSION)
+    )
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -25,6 +26,10 @@ FLAGS = ("initiate-align-order", "set-align-order-status")
 #: Seeded off, so the demo can show turning hands-free sending on (docs/demo.md).
 FLAGS_OFF = ("auto-send-to-align",)
 CASE_PREFIX = "DEMO-"
+#: The group docs/migration.md recommends, holding the app's own permissions (the demo's
+#: staff login is also a superuser, for the admin; the group shows the least-privilege way).
+STAFF_GROUP = "Align coordinators"
+STAFF_PERMISSIONS = ("send_to_align", "manage_itero_connection")
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,13 @@ class Command(BaseCommand):
         staff.email = "staff@example.test"
         staff.set_password("staff")
         staff.save()
+        group, _ = Group.objects.get_or_create(name=STAFF_GROUP)
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="align_integration", codename__in=STAFF_PERMISSIONS
+            )
+        )
+        staff.groups.add(group)
         user, _ = user_model.objects.get_or_create(username="provider")
         user.first_name, user.last_name = "Dee", "Mo"
         user.email = "provider@example.test"
