@@ -63,11 +63,12 @@ def test_two_patients_at_align_are_a_conflict_and_nothing_is_created(
     assert f"P-OLD-{case.pk}-1, P-OLD-{case.pk}-2" in errors[0]
     assert align_sandbox.count("create_patient") == 0
     operation = RemoteOperation.objects.get(case=case, kind="create_patient")
-    assert (operation.state, operation.attempts, operation.last_status_code) == (
-        RemoteOperation.FAILED,
-        0,
-        409,
-    )
+    assert (
+        operation.state,
+        operation.attempts,
+        operation.last_status_code,
+        operation.last_error_code,
+    ) == (RemoteOperation.FAILED, 0, 409, "conflict")
     assert operation.next_attempt_at is None  # not retried in the background
     state = AlignCase.objects.get(case=case)
     assert not state.patient_id

@@ -274,7 +274,9 @@ def _conflict(operation: RemoteOperation, message: str, label: str, user: Any) -
     operation.next_attempt_at = None
     operation.claimed_until = None
     operation.last_status_code = 409
+    operation.last_error_code = "conflict"
     operation.last_errors = [message]
+    operation.vendor_detail = ""
     operation.save()
     record(
         operation.case,
