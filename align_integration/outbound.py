@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import waffle
+from django.db import DatabaseError
 
 SWITCH = "align-outbound-paused"
 PAUSED_MESSAGE = (
@@ -48,3 +49,18 @@ def ensure_outbound_allowed(*, operation: Any = None) -> None:
     """Raise :class:`OutboundPaused` while the switch is active."""
     if outbound_paused():
         raise OutboundPaused(operation=operation)
+
+
+def guard_request() -> None:
+    """The HTTP clients' last-line check, before every request.
+
+    Like :func:`ensure_outbound_allowed`, except that a switch that cannot be read (a
+    process with no database, such as a token-refresh script) does not stop the request:
+    the workflows have checked the switch already wherever work is recorded.
+    """
+    try:
+        paused = outbound_paused()
+    except DatabaseError:
+        return
+    if paused:
+        raise OutboundPaused()

@@ -25,6 +25,9 @@ from align_integration.client import (
 from align_integration.client.errors import AlignConnectionError, AlignTimeout
 from align_integration.client.http import USER_AGENT
 
+# The clients read the kill switch (a waffle switch, in the database) before sending.
+pytestmark = pytest.mark.django_db
+
 BASE = "https://align-service.test"
 
 

@@ -39,6 +39,9 @@ from tests.http_server import (
     stream,
 )
 
+# The clients read the kill switch (a waffle switch, in the database) before sending.
+pytestmark = pytest.mark.django_db
+
 RETRIES = 2
 ORDERS = "/api/third-party/v1/orders/lab"
 MiB = 1024 * 1024

@@ -10,12 +10,16 @@ import pickle
 import time
 from typing import Any
 
+import pytest
 import responses
 from django.core.cache import caches
 
 from align_integration.client import AlignServiceClient
 from align_integration.client.token import TOKEN_KEY_PREFIX, TokenCache
 from align_integration.encryption import encrypt_token
+
+# The clients read the kill switch (a waffle switch, in the database) before sending.
+pytestmark = pytest.mark.django_db
 
 BASE = "https://align-service.test"
 KEY = TOKEN_KEY_PREFIX + "align"

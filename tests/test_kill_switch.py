@@ -19,6 +19,8 @@ from django.utils import timezone
 from waffle.testutils import override_switch
 
 from align_integration import Align, tasks
+from align_integration.client.itero import IteroClient
+from align_integration.client.service import AlignServiceClient
 from align_integration.models import (
     AlignCase,
     CaseAsset,
@@ -269,3 +271,15 @@ def test_reconcile_asks_align_nothing_while_paused(align_sandbox: Any, make_case
     assert stopped.value.returncode == 3  # could not be checked
     assert "1 paused (outbound traffic is paused)" in out.getvalue()
     assert len(outbound_calls(align_sandbox)) == before
+
+
+def test_the_http_clients_themselves_send_nothing_while_paused(align_sandbox: Any) -> None:
+    """The last line: a client used directly (host code, a forgotten path) is stopped too."""
+    before = len(align_sandbox.requests)
+    with override_switch(SWITCH, active=True):
+        with pytest.raises(OutboundPaused):
+            AlignServiceClient().find_patients("any-case")
+        with pytest.raises(OutboundPaused):
+            IteroClient().refresh("any-refresh-token")
+    assert len(align_sandbox.requests) == before
+    assert AlignServiceClient().find_patients("any-case") == []  # and again once it is off

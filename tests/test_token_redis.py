@@ -16,7 +16,8 @@ from align_integration.client.token import TOKEN_KEY_PREFIX
 from align_integration.locks import LockTimeout, cache_lock, redis_client_of
 from tests.token_worker import fetch_tokens
 
-pytestmark = pytest.mark.redis
+# The clients read the kill switch (a waffle switch, in the database) before sending.
+pytestmark = [pytest.mark.redis, pytest.mark.django_db]
 
 
 def test_the_token_cache_is_really_redis(redis_cache: str) -> None:

@@ -42,6 +42,7 @@ from align_integration.client.errors import (
 )
 from align_integration.client.retry import SAFE_METHODS, AlignRetry, may_resend
 from align_integration.client.token import TokenCache
+from align_integration.outbound import guard_request
 
 logger = logging.getLogger("align_integration.client")
 
@@ -161,6 +162,9 @@ class BaseClient:
     ) -> requests.Response:
         """Send one logical request (urllib3 retries it per the rule); the answer is
         streamed: read it with :meth:`read_body` / :meth:`json_object`, or close it."""
+        # The last line of the kill switch: whatever path got here, nothing leaves while
+        # align-outbound-paused is on (the workflows check first, to leave work due).
+        guard_request()
         started = time.monotonic()
         kwargs.setdefault("timeout", self.timeout)
         kwargs["allow_redirects"] = False

@@ -27,6 +27,9 @@ from align_integration.client.itero import (
 )
 from align_integration.client.token import TokenCache
 
+# The clients read the kill switch (a waffle switch, in the database) before sending.
+pytestmark = pytest.mark.django_db
+
 API = "https://api.itero.test"
 V1 = f"{API}/api/third-party/v1"
 ENDPOINTS = {
