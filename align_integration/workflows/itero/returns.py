@@ -7,7 +7,7 @@ from typing import Any
 
 from align_integration.client.errors import AlignError
 from align_integration.models import CaseEvent, IteroScan
-from align_integration.workflows.itero.connection import itero_client
+from align_integration.workflows.itero.connection import itero_client, paired_connection
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.itero")
@@ -16,7 +16,9 @@ MAX_REASON = 1000
 
 
 def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> IteroScan:
-    """Ask iTero to send ``scan``'s order back to the doctor; raise ``AlignError`` on failure.
+    """Ask iTero to send ``scan``'s order back to the doctor (with the token of the scan's
+    lab account); raise ``AlignError`` on failure (``IteroNotPaired`` when that account is
+    not paired).
 
     The reason is sent to iTero as written by staff; it is not logged, and the timeline
     only notes that a reason was given.
@@ -24,7 +26,7 @@ def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> 
     reason = (reason or "").strip()[:MAX_REASON]
     if not reason:
         raise ValueError("a reason is required to return a scan")
-    client = itero_client()
+    client = itero_client(paired_connection(scan.account_number))
     try:
         client.return_scan(scan.rx_id, reason)
     except AlignError as error:
@@ -39,7 +41,8 @@ def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> 
                 scan.case,
                 "itero_return_scan",
                 CaseEvent.FAILED,
-                f"Returning iTero scan Rx {scan.rx_id} to the doctor failed ({error}).",
+                f"Returning iTero scan Rx {scan.rx_id} to the doctor failed "
+                f"({type(error).__name__}).",
                 status_code=error.http_status,
                 request_id=error.request_id,
                 user=user,
