@@ -183,6 +183,11 @@ DEFAULTS: dict[str, Any] = {
             "return_scan": "/api/third-party/v1/orders/{rxId}/return",
         },
         "POLL_INTERVAL": 120,
+        # The lab status of the orders on our cases (Lab Review, iTero Modeling…) is looked
+        # up by Rx id, per account, once per POLL_INTERVAL: at most this many orders each
+        # time, for orders up to this many days old (0 switches the watch off).
+        "LAB_STATUS_CHECKS": 20,
+        "LAB_STATUS_WATCH_DAYS": 30,
         "DOWNLOAD_MAX_ATTEMPTS": 6,
         "DOWNLOAD_RETRY_BASE": 60,
         "MAX_ZIP_BYTES": 4 * 1024 * 1024 * 1024,

@@ -156,19 +156,26 @@ def check_backlog() -> str:
 
 
 def check_itero() -> str:
+    """The pairing of each iTero lab account: fails when none is paired, or when one needs
+    re-pairing (its scans wait); un-paired accounts are only mentioned."""
     if not get_setting("ITERO", "CLIENT_ID"):
         return "iTero connector not configured"
-    connection = IteroConnection.objects.filter(pk=1).first()
-    if connection is None or connection.state in (
-        IteroConnection.UNPAIRED,
-        IteroConnection.AUTHORIZED,
-    ):
-        raise CheckFailed("not paired with an iTero lab account (admin: iTero connection)")
-    if connection.state == IteroConnection.NEEDS_REPAIRING:
-        raise CheckFailed(
-            "needs re-pairing" + (f": {connection.last_error}" if connection.last_error else "")
+    accounts = list(IteroConnection.objects.lab_accounts())
+    paired = [row.account_number for row in accounts if row.state == IteroConnection.PAIRED]
+    repairing = [row for row in accounts if row.state == IteroConnection.NEEDS_REPAIRING]
+    unpaired = [row.account_number for row in accounts if row.state == IteroConnection.UNPAIRED]
+    if repairing:
+        reasons = "; ".join(
+            f"{row.last_error or 'no reason noted'} (lab account {row.account_number})"
+            for row in repairing
         )
-    return f"paired with lab account {connection.account_number}"
+        also = f"; paired: {', '.join(paired)}" if paired else ""
+        raise CheckFailed(f"needs re-pairing: {reasons}{also}")
+    if not paired:
+        raise CheckFailed("not paired with an iTero lab account (admin: iTero connection)")
+    plural = "s" if len(paired) > 1 else ""
+    detail = f"paired with lab account{plural} {', '.join(paired)}"
+    return detail + (f" (un-paired: {', '.join(unpaired)})" if unpaired else "")
 
 
 def check_paused() -> str:

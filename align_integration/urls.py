@@ -33,7 +33,7 @@ urlpatterns = [
     path("itero/connect/", itero.connect, name="itero-connect"),
     path("itero/oauth/callback/", itero.oauth_callback, name="itero-oauth-callback"),
     path("itero/pair/", itero.pair, name="itero-pair"),
-    path("itero/unpair/", itero.unpair, name="itero-unpair"),
+    path("itero/unpair/<path:account_number>/", itero.unpair, name="itero-unpair"),
     path("itero/", itero.connection_status, name="itero-status"),
     path("health/", health.health, name="health"),
 ]

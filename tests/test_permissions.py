@@ -24,6 +24,12 @@ ITERO_ACTIONS = [
 ]
 
 
+def action_url(name: str) -> str:
+    """``itero-unpair`` names the lab account to un-pair."""
+    kwargs = {"account_number": "LAB-1001"} if name == "itero-unpair" else None
+    return reverse(f"align_integration:{name}", kwargs=kwargs)
+
+
 def logged_in(user: Any) -> Client:
     client = Client()
     client.force_login(user)
@@ -87,7 +93,7 @@ def test_staff_without_manage_itero_connection_gets_403(
     plain_staff_user: Any, itero_settings: Any, name: str, method: str, data: Any
 ) -> None:
     client = logged_in(plain_staff_user)
-    response = getattr(client, method)(reverse(f"align_integration:{name}"), data or {})
+    response = getattr(client, method)(action_url(name), data or {})
     assert response.status_code == 403
     assert "manage_itero_connection" in response.content.decode()
     assert "align_integration.itero.oauth_state" not in client.session
@@ -99,7 +105,7 @@ def test_managers_and_superusers_get_past_the_permission(
 ) -> None:
     for user in (staff_user, admin_user):
         client = logged_in(user)
-        response = getattr(client, method)(reverse(f"align_integration:{name}"), data or {})
+        response = getattr(client, method)(action_url(name), data or {})
         assert response.status_code != 403, (name, method, response.status_code)
 
 

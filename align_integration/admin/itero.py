@@ -1,4 +1,5 @@
-"""Admin pages of the iTero lab connector: the connection, the scans and the notifications.
+"""Admin pages of the iTero lab connector: the connections (one per lab account, plus the
+sign-in), the scans and the notifications.
 
 For operating, not editing: everything is read-only.  The scan list has the registered
 actions staff need — "retry download now", "link to case" (an intermediate form asking for
@@ -45,9 +46,9 @@ class ReturnScanForm(forms.Form):
     )
 
 
-def _url(name: str) -> str:
+def _url(name: str, *args: str) -> str:
     try:
-        return reverse(f"align_integration:{name}")
+        return reverse(f"align_integration:{name}", args=args or None)
     except NoReverseMatch:
         return ""
 
@@ -55,7 +56,7 @@ def _url(name: str) -> str:
 @admin.register(IteroConnection)
 class IteroConnectionAdmin(ReadOnlyAdmin):
     list_display = (
-        "account_number",
+        "account",
         "account_name",
         "state",
         "paired_at",
@@ -79,13 +80,20 @@ class IteroConnectionAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    list_filter = ("state",)
+
+    @admin.display(description="Lab account", ordering="account_number")
+    def account(self, obj: IteroConnection) -> str:
+        return obj.account_number or "(iTero sign-in)"
+
     @admin.display(description="Pages")
     def pages(self, obj: IteroConnection) -> str:
         links = [
             (_url("itero-status"), "Status"),
             (_url("itero-connect"), "Connect / pair"),
-            (_url("itero-unpair"), "Un-pair"),
         ]
+        if obj.account_number and obj.state != IteroConnection.UNPAIRED:
+            links.append((_url("itero-unpair", obj.account_number), "Un-pair"))
         return format_html_join(" | ", '<a href="{}">{}</a>', [(u, t) for u, t in links if u])
 
     @admin.display(description="Notification URL")
@@ -104,14 +112,17 @@ class IteroScanAdmin(OperatingAdmin):
         "rx_id",
         "order_id",
         "revision",
+        "account_number",
         "state",
+        "lab_status",
+        "xml_version",
         "case_id",
         "attempts",
         "next_attempt_at",
         "last_error",
         "created_at",
     )
-    list_filter = ("state", "source")
+    list_filter = ("state", "lab_status", "xml_version", "account_number", "source")
     search_fields = ("=rx_id", "=order_id", "=case__pk")
     actions = ["retry_download_now", "link_to_case", "return_to_doctor"]
     show_full_result_count = False

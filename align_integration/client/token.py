@@ -27,8 +27,11 @@ from align_integration.locks import cache_lock
 logger = logging.getLogger("align_integration.client")
 
 TOKEN_KEY_PREFIX = "align_integration:token:"  # noqa: S105 - a cache key prefix
-#: Names of every token cache entry this app writes (for ``forget_tokens``).
+#: Names of the token cache entries this app always writes (for ``forget_tokens``).
 TOKEN_NAMES = ("align", "itero")
+#: The entry listing the other names stored (one iTero token per lab account), so that
+#: ``forget_tokens`` finds them too.
+NAME_INDEX_KEY = "align_integration:token-index"
 #: The field of a cache entry holding the encrypted token.
 SEALED_FIELD = "sealed"
 
@@ -84,6 +87,16 @@ class TokenCache:
             {SEALED_FIELD: encrypt_token(token), "expires_at": time.time() + expires_in},
             timeout=max(1, expires_in - self.margin),
         )
+        if self.name not in TOKEN_NAMES:
+            self._index_name()
+
+    def _index_name(self) -> None:
+        """Note the name in the index (not atomic: a lost update only means a token that
+        ``forget_tokens`` leaves to expire by itself)."""
+        names = self.cache.get(NAME_INDEX_KEY)
+        names = list(names) if isinstance(names, list) else []
+        if self.name not in names:
+            self.cache.set(NAME_INDEX_KEY, [*names, self.name], timeout=None)
 
     def get(self) -> str:
         token = self.cached()
@@ -116,4 +129,7 @@ class TokenCache:
 
 def forget_tokens(alias: str = "default") -> None:
     """Drop every cached token (tests, and ``align_doctor --refresh-token``)."""
-    caches[alias].delete_many([TOKEN_KEY_PREFIX + name for name in TOKEN_NAMES])
+    cache = caches[alias]
+    indexed = cache.get(NAME_INDEX_KEY)
+    names = [*TOKEN_NAMES, *(indexed if isinstance(indexed, list) else [])]
+    cache.delete_many([TOKEN_KEY_PREFIX + str(name) for name in names] + [NAME_INDEX_KEY])

@@ -1,9 +1,11 @@
-"""iTero lab connector tables: the pairing with a lab account, the scans, the notifications.
+"""iTero lab connector tables: the pairings with lab accounts, the scans, the notifications.
 
-- :class:`IteroConnection` — the one pairing of this deployment with an iTero lab account
-  (a lab user belongs to exactly one lab).  Its tokens are encrypted at rest with Fernet
-  (:mod:`align_integration.encryption`).
-- :class:`IteroScan` — one revision of one iTero order (Rx id + file change), downloaded once.
+- :class:`IteroConnection` — one row per iTero lab account this deployment is paired with
+  (a group practice may pair several at once), each with its own token set; plus one row
+  without an account number, the iTero user's sign-in between *connect* and *pair*.  Tokens
+  are encrypted at rest with Fernet (:mod:`align_integration.encryption`).
+- :class:`IteroScan` — one revision of one iTero order (Rx id + file change), downloaded once;
+  a newer revision supersedes it.
 - :class:`IteroNotification` — a scan notification as received, stored before acting.
 
 No table holds patient data: orders are kept as a non-PHI summary, and the patient fields an
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models
 from django.utils import timezone
 
 from align_integration.encryption import decrypt_token, encrypt_token
@@ -31,12 +33,25 @@ ORDER_SUMMARY_FIELDS = (
     "dueDate",
     "receivedAt",
     "version",
+    "xmlVersion",
 )
+#: Download asset types an order may list besides the iDE zip (protocols/itero-lab-api.md).
+EXTRA_ASSET_TYPES = ("thumbnails", "screenshots")
 
 
-# -- the pairing ----------------------------------------------------------------------------
+# -- the pairings ---------------------------------------------------------------------------
+class IteroConnectionQuerySet(models.QuerySet["IteroConnection"]):
+    def lab_accounts(self) -> IteroConnectionQuerySet:
+        """The rows of lab accounts (paired, needing re-pairing or un-paired), not the sign-in."""
+        return self.exclude(account_number="")
+
+    def paired(self) -> IteroConnectionQuerySet:
+        return self.lab_accounts().filter(state=IteroConnection.PAIRED)
+
+
 class IteroConnection(models.Model):
-    """This deployment's pairing with one iTero lab account (a single row)."""
+    """This deployment's pairing with one iTero lab account, or (``account_number`` empty)
+    the iTero user's sign-in, whose token lists the accounts and pairs them."""
 
     AUTHORIZED = "authorized"
     PAIRED = "paired"
@@ -66,8 +81,16 @@ class IteroConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = IteroConnectionQuerySet.as_manager()
+
     class Meta:
         verbose_name = "iTero connection"
+        ordering = ["account_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_number"], name="itero_connection_one_row_per_account"
+            )
+        ]
         permissions = [
             (
                 "manage_itero_connection",
@@ -76,13 +99,28 @@ class IteroConnection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"iTero connection {self.account_number or '-'} ({self.state})"
+        return f"iTero connection {self.account_number or '(sign-in)'} ({self.state})"
 
     @classmethod
-    def load(cls) -> IteroConnection:
-        """The one connection row, created (un-paired) on first use."""
-        connection, _ = cls.objects.get_or_create(pk=1)
+    def load(cls, account_number: str = "") -> IteroConnection:
+        """The row of ``account_number`` (the sign-in row when empty), created un-paired on
+        first use."""
+        try:
+            connection, _ = cls.objects.get_or_create(account_number=account_number)
+        except IntegrityError:  # created meanwhile by another process
+            connection = cls.objects.get(account_number=account_number)
         return connection
+
+    @classmethod
+    def for_account(cls, account_number: str) -> IteroConnection | None:
+        """The row of a lab account, or ``None`` (never the sign-in row)."""
+        if not account_number:
+            return None
+        return cls.objects.filter(account_number=account_number).first()
+
+    @property
+    def is_sign_in(self) -> bool:
+        return not self.account_number
 
     # Tokens are properties so that plain values never reach a field, a form or a log.
     @property
@@ -145,6 +183,7 @@ class IteroScan(models.Model):
     WAITING_FOR_CASE = "waiting_for_case"
     FAILED = "failed"
     RETURNED = "returned"
+    SUPERSEDED = "superseded"
     STATES = [
         (PENDING, "Pending download"),
         (DOWNLOADING, "Downloading"),
@@ -152,6 +191,7 @@ class IteroScan(models.Model):
         (WAITING_FOR_CASE, "Waiting for a case"),
         (FAILED, "Failed"),
         (RETURNED, "Returned to the doctor"),
+        (SUPERSEDED, "Superseded by a newer revision"),
     ]
 
     rx_id = models.CharField(max_length=64, db_index=True)
@@ -172,6 +212,16 @@ class IteroScan(models.Model):
     case = case_foreign_key("itero_scans", null=True, blank=True, on_delete=models.SET_NULL)
     order_summary = models.JSONField(default=dict, blank=True, help_text="Ids, status, dates only.")
     asset_count = models.PositiveIntegerField(default=0)
+    fetched_assets = models.JSONField(
+        default=list, blank=True, help_text="Download asset types stored so far (ide, …)."
+    )
+    xml_version = models.CharField(
+        max_length=16, blank=True, default="", help_text="Scan metadata XML version (v50…)."
+    )
+    lab_status = models.CharField(
+        max_length=64, blank=True, default="", help_text="The order's lab status, last seen."
+    )
+    lab_status_checked_at = models.DateTimeField(null=True, blank=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -191,8 +241,34 @@ class IteroScan(models.Model):
 
 
 def order_summary(order: dict[str, Any]) -> dict[str, Any]:
-    """The non-PHI part of an iTero order (no patient, no doctor)."""
-    return {key: order[key] for key in ORDER_SUMMARY_FIELDS if key in order}
+    """The non-PHI part of an iTero order (no patient, no doctor): ids, status, dates, and
+    which extra assets (thumbnails, screen captures) it lists."""
+    summary = {
+        key: order[key]
+        for key in ORDER_SUMMARY_FIELDS
+        if key in order and isinstance(order[key], str | int | float | bool)
+    }
+    assets = order_assets(order)
+    if assets:
+        summary["assets"] = assets
+    return summary
+
+
+def order_assets(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's ``assets`` list, read leniently and kept to known fields and types."""
+    listed = order.get("assets")
+    kept: list[dict[str, Any]] = []
+    for asset in listed if isinstance(listed, list) else []:
+        if not isinstance(asset, dict) or asset.get("assetType") not in EXTRA_ASSET_TYPES:
+            continue
+        entry: dict[str, Any] = {"assetType": asset["assetType"]}
+        count = asset.get("count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            entry["count"] = max(0, min(count, 10_000))
+        if isinstance(asset.get("inIde"), bool):
+            entry["inIde"] = asset["inIde"]
+        kept.append(entry)
+    return kept
 
 
 # -- notifications --------------------------------------------------------------------------

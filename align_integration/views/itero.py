@@ -1,5 +1,6 @@
-"""iTero lab connector endpoints: sign-in and pairing pages for staff, and the scan
-notification webhook for iTero.
+"""iTero lab connector endpoints: sign-in and pairing pages for staff (several lab
+accounts may be paired at once; un-pairing names the account), and the scan notification
+webhook for iTero.
 
 Thin: each view parses and authorises, calls a flow in ``align_integration.workflows.itero``
 and answers.  Bad input is a 4xx with a reason, never a 500.  Signing in, pairing and
@@ -151,7 +152,13 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         logger.warning("itero_signin outcome=failed status=%s", error.status_code or "-")
         return _error_page(request, f"iTero sign-in failed ({error.http_status}).", 502)
     request.session[ACCOUNTS_SESSION_KEY] = accounts
-    return render(request, TEMPLATES + "accounts.html", {"accounts": accounts})
+    return _accounts_page(request, accounts)
+
+
+def _accounts_page(request: HttpRequest, accounts: list[dict[str, str]]) -> HttpResponse:
+    paired = set(IteroConnection.objects.paired().values_list("account_number", flat=True))
+    listed = [{**account, "paired": account["account_number"] in paired} for account in accounts]
+    return render(request, TEMPLATES + "accounts.html", {"accounts": listed})
 
 
 @connection_managers_only
@@ -185,32 +192,48 @@ def pair(request: HttpRequest) -> HttpResponse:
 
 @connection_managers_only
 @require_http_methods(["GET", "POST"])
-def unpair(request: HttpRequest) -> HttpResponse:
-    """GET: the warning and a confirm button.  POST: un-pair at iTero and log out."""
-    connection = IteroConnection.load()
+def unpair(request: HttpRequest, account_number: str) -> HttpResponse:
+    """GET: the warning and a confirm button.  POST: un-pair that lab account at iTero and
+    log out its tokens; the other paired accounts go on."""
+    connection = IteroConnection.for_account(account_number[:64])
+    if connection is None:
+        return _error_page(request, "There is no pairing with that lab account.", 404)
     if request.method == "GET":
         return render(request, TEMPLATES + "unpair.html", {"connection": connection})
     try:
-        connection, confirmed = unpair_account(user=request.user)
+        connection, confirmed = unpair_account(connection.account_number, user=request.user)
     except OutboundPaused as paused:
         return _error_page(request, str(paused), paused.status_code)
+    except UnknownLabAccount:
+        return _error_page(request, "There is no pairing with that lab account.", 404)
     except AlignError as error:
         logger.warning("itero_unpair outcome=failed status=%s", error.status_code or "-")
         return _error_page(request, f"Un-pairing failed: iTero answered {error.http_status}.", 502)
+    number = connection.account_number
     if confirmed:
-        messages.success(request, "Un-paired from iTero; scan notifications have stopped.")
+        messages.success(
+            request, f"Un-paired lab account {number}; its scan notifications have stopped."
+        )
     else:
-        messages.warning(request, "The pairing was dropped here only (iTero was not reachable).")
+        messages.warning(
+            request, f"The pairing of lab account {number} was dropped here only (no usable token)."
+        )
     return redirect("align_integration:itero-status")
 
 
 @staff_required
 @require_GET
 def connection_status(request: HttpRequest) -> HttpResponse:
-    """Pairing state, the needs-re-pairing banner, the scans waiting for staff."""
-    connection = IteroConnection.load()
+    """Each lab account's pairing state, the needs-re-pairing banner, the scans waiting."""
+    accounts = list(IteroConnection.objects.lab_accounts())
+    sign_in = IteroConnection.objects.filter(account_number="").first()
     context = {
-        "connection": connection,
+        "accounts": accounts,
+        "paired_count": sum(1 for row in accounts if row.state == IteroConnection.PAIRED),
+        "needs_repairing": [
+            row for row in accounts if row.state == IteroConnection.NEEDS_REPAIRING
+        ],
+        "signed_in": sign_in is not None and sign_in.state == IteroConnection.AUTHORIZED,
         "waiting_scans": IteroScan.objects.filter(state=IteroScan.WAITING_FOR_CASE).count(),
         "failed_scans": IteroScan.objects.filter(state=IteroScan.FAILED).count(),
         "pending_scans": IteroScan.objects.filter(

@@ -36,9 +36,19 @@ def pair_through_pages(client: Client, account: str = ACCOUNT) -> IteroConnectio
     assert account in accounts_page.content.decode()
     paired = client.post(reverse("align_integration:itero-pair"), {"account_number": account})
     assert paired.status_code == 302, paired.content
-    connection = IteroConnection.load()
-    assert connection.state == IteroConnection.PAIRED
+    connection = IteroConnection.for_account(account)
+    assert connection is not None and connection.state == IteroConnection.PAIRED
     return connection
+
+
+def connection_of(account: str = ACCOUNT) -> IteroConnection:
+    connection = IteroConnection.for_account(account)
+    assert connection is not None
+    return connection
+
+
+def unpair_url(account: str = ACCOUNT) -> str:
+    return reverse("align_integration:itero-unpair", kwargs={"account_number": account})
 
 
 def notification_url(token: str | None = None) -> str:

@@ -38,11 +38,13 @@ def poll_repeatedly(redis_url: str, config: dict[str, Any], start_at: float, tri
     def no_fetch() -> tuple[str, int]:
         raise AssertionError("the shared token should have been read from Redis")
 
-    client = IteroClient(tokens=TokenCache("itero", no_fetch, alias="default"))
+    from tests.itero.helpers import ACCOUNT
+
+    client = IteroClient(tokens=TokenCache(f"itero:{ACCOUNT}", no_fetch, alias="default"))
     _wait(start_at)
     calls = 0
     for _ in range(tries):
-        if claim_poll_window():
+        if claim_poll_window(ACCOUNT):
             client.list_orders()
             calls += 1
         time.sleep(0.02)
@@ -62,6 +64,8 @@ def refresh_together(
         token_set = IteroClient().refresh(refresh_token)
         return token_set.access_token, token_set.expires_in
 
-    tokens = TokenCache("itero", refresh, alias="default", lock_timeout=20)
+    from tests.itero.helpers import ACCOUNT
+
+    tokens = TokenCache(f"itero:{ACCOUNT}", refresh, alias="default", lock_timeout=20)
     _wait(start_at)
     return tokens.get()

@@ -28,7 +28,14 @@ from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import forget_token
 from align_integration.workflows.itero.polling import poll_orders
 from align_integration.workflows.itero.returns import return_scan_to_doctor
-from tests.itero.helpers import ACCOUNT, notify, pair_through_pages, sign_in
+from tests.itero.helpers import (
+    ACCOUNT,
+    connection_of,
+    notify,
+    pair_through_pages,
+    sign_in,
+    unpair_url,
+)
 
 CHART = "CHART-4242"
 
@@ -115,9 +122,10 @@ def test_each_real_change_is_downloaded_once(
     scans = IteroScan.objects.filter(rx_id=rx_id).order_by("pk")
     assert [scan.revision for scan in scans] == ["v1", "v2"]
     assert {scan.order_id for scan in scans} == {scans[0].order_id}
-    assert all(scan.state == IteroScan.DOWNLOADED for scan in scans)
+    assert [scan.state for scan in scans] == [IteroScan.SUPERSEDED, IteroScan.DOWNLOADED]
     assert itero_sandbox.count("download") == 2
-    assert stl_assets(scan_case) == 4  # both revisions' models are kept
+    assert stl_assets(scan_case) == 4  # both revisions' models are kept, the first as removed
+    assert CaseAsset.objects.current().filter(case=scan_case, kind="STL").count() == 2
 
 
 def test_polling_finds_scans_without_notifications(
@@ -129,7 +137,7 @@ def test_polling_finds_scans_without_notifications(
     assert stl_assets(scan_case) == 2
     run_due_itero_work()  # inside the poll window: no second Get Orders
     assert itero_sandbox.count("orders") == 1
-    assert IteroConnection.load().last_poll_at is not None
+    assert connection_of().last_poll_at is not None
 
 
 def test_a_404_download_is_retried_later_then_succeeds(
@@ -359,7 +367,7 @@ def test_a_refused_refresh_needs_repairing_and_work_waits(
     forget_token()
     itero_sandbox.inject_fault("itero_token", status=400, body={"error": "invalid_grant"})
     run_due_itero_work()
-    connection = IteroConnection.load()
+    connection = connection_of()
     assert connection.state == IteroConnection.NEEDS_REPAIRING
     assert connection.refresh_token == ""
     assert IteroNotification.objects.get().state == IteroNotification.RECEIVED  # kept
@@ -397,7 +405,7 @@ def test_a_foreign_discovered_url_is_refused_before_any_token_leaves(
 def test_a_stored_endpoint_on_an_unlisted_host_is_refused(paired: Any, itero_sandbox: Any) -> None:
     from align_integration.client.itero import IteroUnsafeURL
 
-    connection = IteroConnection.load()
+    connection = connection_of()
     connection.endpoints = {
         **connection.endpoints,
         "orders": f"http://localhost:{itero_sandbox.port}/api/third-party/v1/orders/lab",
@@ -410,9 +418,9 @@ def test_a_stored_endpoint_on_an_unlisted_host_is_refused(paired: Any, itero_san
 
 
 def test_unpair_unpairs_and_logs_out(paired: Any, itero_sandbox: Any, staff_client: Client) -> None:
-    response = staff_client.post(reverse("align_integration:itero-unpair"))
+    response = staff_client.post(unpair_url())
     assert response.status_code == 302
-    connection = IteroConnection.load()
+    connection = connection_of()
     assert connection.state == IteroConnection.UNPAIRED and not connection.refresh_token
     assert ACCOUNT not in itero_sandbox.itero.paired
     assert itero_sandbox.calls("unpair")[0].json == {"accountNumber": ACCOUNT}

@@ -52,9 +52,14 @@ def test_admin_pages_render_read_only(admin_user: Any, db: Any, model: str) -> N
 
 
 def test_connection_admin_links_to_the_pages(admin_user: Any, db: Any) -> None:
-    IteroConnection.load()
+    IteroConnection.load()  # the sign-in row
+    paired = IteroConnection.load("LAB-7")
+    paired.set_state(IteroConnection.PAIRED)
+    paired.save()
     client = Client()
     client.force_login(admin_user)
     page = client.get(reverse("admin:align_integration_iteroconnection_changelist")).content
-    for name in ("itero-status", "itero-connect", "itero-unpair"):
+    for name in ("itero-status", "itero-connect"):
         assert reverse(f"align_integration:{name}").encode() in page
+    assert reverse("align_integration:itero-unpair", args=["LAB-7"]).encode() in page
+    assert b"(iTero sign-in)" in page

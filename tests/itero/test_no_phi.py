@@ -17,7 +17,7 @@ from align_integration.testing.settings import SANDBOX_NOTIFICATION_TOKEN
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import forget_token
 from align_integration.workflows.itero.returns import return_scan_to_doctor
-from tests.itero.helpers import notify, pair_through_pages
+from tests.itero.helpers import connection_of, notify, pair_through_pages, unpair_url
 
 FIRST, LAST, CHART = "Quintessa", "Marlowe", "CHART-4242"
 OTHER_FIRST, OTHER_LAST, OTHER_CHART = "Bartholomew", "Quibble", "CHART-UNMATCHED-99"
@@ -67,9 +67,10 @@ def test_no_patient_data_or_secret_in_logs_or_rows(
     lab.update_scan(matched, notify=False)
     notify(staff_client, matched)
     run_due_itero_work()
-    staff_client.post(reverse("align_integration:itero-unpair"))
+    staff_client.post(unpair_url())
     states = sorted(IteroScan.objects.values_list("state", flat=True))
     assert states == ["downloaded", "pending", "returned"]  # v2 of the first: cut short
+    assert connection_of().state == "unpaired"
 
     with lab.auth.lock:
         tokens = set(lab.auth._access) | set(lab.auth._refresh)
@@ -92,12 +93,13 @@ def test_no_patient_data_or_secret_in_logs_or_rows(
         assert not leaks(json.dumps(scan.order_summary) + scan.last_error)
     for notification in IteroNotification.objects.all():
         assert not leaks(notification.outcome + notification.rx_id)
-    connection = IteroConnection.load()
     stored = " ".join(
-        [
+        field
+        for connection in IteroConnection.objects.all()
+        for field in (
             connection.refresh_token_encrypted,
             connection.access_token_encrypted,
             connection.last_error,
-        ]
+        )
     )
     assert not leaks(stored)

@@ -14,7 +14,7 @@ from waffle.testutils import override_switch
 from align_integration.models import CaseAsset, IteroNotification
 from align_integration.outbound import SWITCH
 from align_integration.worker import run_worker_pass
-from tests.itero.helpers import notify, pair_through_pages
+from tests.itero.helpers import ACCOUNT, notify, pair_through_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,9 @@ def test_itero_connect_pair_and_unpair_answer_503_and_call_nothing(
     with paused:
         connect = staff_client.get(reverse("align_integration:itero-connect"))
         pair = staff_client.post(reverse("align_integration:itero-pair"), {"account_number": "X"})
-        unpair = staff_client.post(reverse("align_integration:itero-unpair"))
+        unpair = staff_client.post(
+            reverse("align_integration:itero-unpair", kwargs={"account_number": ACCOUNT})
+        )
     assert [connect.status_code, pair.status_code, unpair.status_code] == [503, 503, 503]
     assert "paused" in unpair.content.decode()
     assert calls(itero_sandbox) == before

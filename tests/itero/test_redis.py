@@ -14,10 +14,9 @@ from django.test import Client
 
 from align_integration.client.token import TOKEN_KEY_PREFIX
 from align_integration.locks import redis_client_of
-from align_integration.models import IteroConnection
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import token_cache
-from tests.itero.helpers import pair_through_pages
+from tests.itero.helpers import ACCOUNT, connection_of, pair_through_pages
 from tests.itero.procs import poll_repeatedly, refresh_together
 
 pytestmark = pytest.mark.redis
@@ -39,8 +38,8 @@ def test_the_shared_token_lives_in_redis(redis_sandbox: Any, staff_client: Clien
     connection = pair_through_pages(staff_client)
     cache = caches[settings.ALIGN_INTEGRATION["TOKEN_CACHE"]]
     assert redis_client_of(cache) is not None
-    assert token_cache().cached() == connection.access_token
-    raw = redis_client_of(cache).get(cache.make_key(TOKEN_KEY_PREFIX + "itero"))
+    assert token_cache(ACCOUNT).cached() == connection.access_token
+    raw = redis_client_of(cache).get(cache.make_key(TOKEN_KEY_PREFIX + f"itero:{ACCOUNT}"))
     assert raw and connection.access_token.encode() not in raw  # encrypted at rest
 
 
@@ -65,8 +64,8 @@ def test_many_processes_refresh_the_token_once(
     redis_sandbox: Any, staff_client: Client, redis_url: str
 ) -> None:
     connection = pair_through_pages(staff_client)
-    refresh_token = IteroConnection.load().refresh_token
-    caches[settings.ALIGN_INTEGRATION["TOKEN_CACHE"]].delete(TOKEN_KEY_PREFIX + "itero")
+    refresh_token = connection_of().refresh_token
+    caches[settings.ALIGN_INTEGRATION["TOKEN_CACHE"]].delete(TOKEN_KEY_PREFIX + f"itero:{ACCOUNT}")
     context = multiprocessing.get_context("spawn")
     start_at = time.time() + 3.0
     with context.Pool(PROCESSES) as pool:

@@ -14,7 +14,7 @@ from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.itero.connection import forget_token
 from align_integration.workflows.itero.returns import return_scan_to_doctor
 from tests import canary
-from tests.itero.helpers import notify, pair_through_pages
+from tests.itero.helpers import connection_of, notify, pair_through_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,6 @@ def test_a_refused_refresh_keeps_only_a_standard_oauth_code(
         "itero_token", status=401, body={"error": "Testy McTestface 05/02/1991"}
     )
     run_due_itero_work()
-    connection = IteroConnection.load()
+    connection = connection_of()
     assert connection.state == IteroConnection.NEEDS_REPAIRING
     assert connection.last_error == "refresh refused (other)"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 
 from align_integration.models import IteroConnection, IteroNotification
-from tests.itero.helpers import ACCOUNT, notification_url
+from tests.itero.helpers import ACCOUNT, notification_url, unpair_url
 
 TOKEN = "unit-notify-token"
 
@@ -125,23 +125,28 @@ def test_no_csrf_token_is_needed(paired_connection: Any) -> None:
 
 
 # -- staff pages --------------------------------------------------------------------------------
-STAFF_PAGES = ["itero-connect", "itero-oauth-callback", "itero-status", "itero-unpair"]
+STAFF_PAGES = [
+    reverse_lazy("align_integration:itero-connect"),
+    reverse_lazy("align_integration:itero-oauth-callback"),
+    reverse_lazy("align_integration:itero-status"),
+    reverse_lazy("align_integration:itero-unpair", kwargs={"account_number": ACCOUNT}),
+]
 
 
-@pytest.mark.parametrize("name", STAFF_PAGES)
+@pytest.mark.parametrize("url", STAFF_PAGES)
 def test_staff_pages_need_a_login(
-    client: Client, db: Any, itero_unit_settings: Any, name: str
+    client: Client, db: Any, itero_unit_settings: Any, url: str
 ) -> None:
-    response = client.get(reverse(f"align_integration:{name}"))
+    response = client.get(str(url))
     assert response.status_code == 302 and "login" in response["Location"]
 
 
-@pytest.mark.parametrize("name", STAFF_PAGES)
+@pytest.mark.parametrize("url", STAFF_PAGES)
 def test_staff_pages_refuse_non_staff(
-    client: Client, django_user_model: Any, itero_unit_settings: Any, name: str
+    client: Client, django_user_model: Any, itero_unit_settings: Any, url: str
 ) -> None:
     client.force_login(django_user_model.objects.create_user(username="u", password="pw"))
-    assert client.get(reverse(f"align_integration:{name}")).status_code == 403
+    assert client.get(str(url)).status_code == 403
 
 
 def test_connect_redirects_to_login_with_a_session_state(
@@ -216,5 +221,12 @@ def test_status_page_shows_the_repairing_banner(
 
 
 def test_unpair_page_warns_about_every_user(staff_client: Client, paired_connection: Any) -> None:
-    page = staff_client.get(reverse("align_integration:itero-unpair")).content.decode()
-    assert "every user" in page and "notifications" in page
+    page = staff_client.get(unpair_url()).content.decode()
+    assert "every user" in page and "notifications" in page and ACCOUNT in page
+
+
+def test_unpairing_an_unknown_account_is_404(staff_client: Client, paired_connection: Any) -> None:
+    assert staff_client.get(unpair_url("LAB-NOPE")).status_code == 404
+    assert staff_client.post(unpair_url("LAB-NOPE")).status_code == 404
+    paired_connection.refresh_from_db()
+    assert paired_connection.state == IteroConnection.PAIRED

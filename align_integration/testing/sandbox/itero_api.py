@@ -3,7 +3,8 @@
 :class:`IteroApi` answers Discovery, accounts, pair/un-pair, Get Orders, order by Rx id,
 download and return scan, over the state of an :class:`~.itero.IteroLab`. A token issued by
 pairing belongs to that pairing's lab account: Get Orders with it lists that account's
-orders only; a sign-in token sees every paired account's. Downloads stream the archives of
+orders only, and another account's order (look-up, download, return scan) is not found
+with it; a sign-in token sees every paired account's. Downloads stream the archives of
 the lab's :class:`~.archives.ArchiveStore`.
 """
 
@@ -105,35 +106,37 @@ class IteroApi:
             ]
             return json_reply(200, {"orders": copy.deepcopy(ready)})
 
-    def _order(self, rx_id: str) -> dict[str, Any]:
+    def _order(self, rx_id: str, lineage: str) -> dict[str, Any]:
+        """The order, if the token's pairing (or sign-in) may see it; else a 404."""
         order = self._lab.orders.get(rx_id)
-        if order is None:
+        account = self._lab.account_of(lineage)
+        if order is None or account not in (None, order["accountNumber"]):
             raise ApiError(404, "order not found")
         return order
 
     def get_order(self, request: ApiRequest, params: dict[str, str]) -> Response:
-        self._auth.authorize(request)
+        lineage = self._auth.authorize(request)
         with self._lab.lock:
-            return json_reply(200, copy.deepcopy(self._order(params["rx_id"])))
+            return json_reply(200, copy.deepcopy(self._order(params["rx_id"], lineage)))
 
     def return_scan(self, request: ApiRequest, params: dict[str, str]) -> Response:
-        self._auth.authorize(request)
+        lineage = self._auth.authorize(request)
         body = request.json_object(optional=True)
         if not isinstance(body.get("reason", ""), str):
             raise ApiError(422, "reason: must be a string")
         with self._lab.lock:
-            order = self._order(params["rx_id"])
+            order = self._order(params["rx_id"], lineage)
             order["status"] = RETURNED
             order["returnReason"] = body.get("reason", "")
         return json_reply(200, {"rxId": params["rx_id"], "status": RETURNED})
 
     def download(self, request: ApiRequest, params: dict[str, str]) -> Response:
-        self._auth.authorize(request)
+        lineage = self._auth.authorize(request)
         rx_id, asset_type = params["rx_id"], params["asset_type"]
         if asset_type not in ASSET_TYPES:
             raise ApiError(400, f"assetType must be one of {', '.join(ASSET_TYPES)}")
         with self._lab.lock:
-            order = self._order(rx_id)
+            order = self._order(rx_id, lineage)
             files = self._lab.scans[rx_id]
             if files.not_ready_downloads > 0:
                 files.not_ready_downloads -= 1

@@ -1,11 +1,15 @@
 """The iTero lab connector's flows: pairing, scan intake, downloads, linking, return scan.
 
-``run_due_itero_work`` is what the ``align_worker`` command calls on every pass: it
-processes stored notifications, polls Get Orders when the window is due and the connection
-is paired, and runs due downloads.
+Several lab accounts may be paired at once; each has its own token set, notifications and
+Get Orders polls.  ``run_due_itero_work`` is what the ``align_worker`` command calls on
+every pass: it processes stored notifications, polls Get Orders for each paired account
+whose window is due, watches the lab status of the orders on our cases, and runs due
+downloads.
 
 Modules: ``connection`` (tokens), ``pairing``, ``notifications``, ``polling``, ``scans``
-(order → scan revision), ``downloads``, ``extraction``, ``linking``, ``returns``.
+(order → scan revision), ``revisions`` (newer revisions supersede older ones),
+``lab_status`` and ``status_watch`` (lab statuses on the timeline), ``downloads``,
+``extraction``, ``linking``, ``returns``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from align_integration.workflows.itero.pairing import (
 )
 from align_integration.workflows.itero.polling import poll_orders
 from align_integration.workflows.itero.returns import return_scan_to_doctor
+from align_integration.workflows.itero.status_watch import watch_lab_statuses
 
 logger = logging.getLogger("align_integration.itero")
 
@@ -52,6 +57,7 @@ __all__ = [
     "run_due_itero_work",
     "store_notification",
     "unpair_account",
+    "watch_lab_statuses",
 ]
 
 
@@ -72,6 +78,7 @@ def run_due_itero_work() -> int:
         ("notifications", process_notifications),
         ("poll", poll_orders),
         ("downloads", run_due_downloads),
+        ("lab_statuses", watch_lab_statuses),
     )
     for name, step in steps:
         try:

@@ -1,17 +1,22 @@
-"""The pairing's tokens: how the shared iTero access token is refreshed and stored.
+"""The pairings' tokens: how each iTero access token is refreshed and stored.
 
-The access token (one hour) lives in the token cache (``TokenCache`` named ``"itero"``), so
-every process shares it and exactly one refreshes it (``cache_lock`` single flight).  The
-refresh token rotates on every use and is kept encrypted on :class:`IteroConnection`; the
-refresh re-reads it from the database under the lock, so two processes never spend the
-same one.  Discovery runs before every refresh.  A refresh refused for good moves the
-connection to ``needs_repairing``: work waits (nothing is dropped) until staff pair again.
+Every :class:`IteroConnection` row has its own token set: each paired lab account the one its
+pairing returned, the sign-in row the iTero user's.  The access token (one hour) lives in
+the token cache (a ``TokenCache`` per row: ``"itero"`` for the sign-in, ``"itero:<account>"``
+for an account), so every process shares it and exactly one refreshes it (``cache_lock``
+single flight).  The refresh token rotates on every use and is kept encrypted on the row;
+the refresh re-reads it from the database under the lock, so two processes never spend the
+same one.  Discovery runs before every refresh.  A refresh refused for good moves that row
+to ``needs_repairing``: its work waits (nothing is dropped) until staff pair it again; the
+other accounts go on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+import re
 
 from django.core.cache import caches
 from django.utils import timezone
@@ -27,6 +32,7 @@ from align_integration.workflows.errors import oauth_error_code
 logger = logging.getLogger("align_integration.itero")
 
 TOKEN_NAME = "itero"  # noqa: S105 - the cache entry's name, not a secret
+_PLAIN_ACCOUNT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class IteroNotPaired(AlignError):
@@ -37,35 +43,64 @@ class IteroNeedsRepairing(AlignError):
     """iTero refused the refresh token for good; staff must sign in and pair again."""
 
 
-def token_cache() -> TokenCache:
-    """The shared iTero access token, refreshed by :func:`refresh_access_token`."""
+def token_name(account_number: str) -> str:
+    """The token cache entry of an account (``"itero"`` for the sign-in), safe as a key."""
+    if not account_number:
+        return TOKEN_NAME
+    if _PLAIN_ACCOUNT.fullmatch(account_number):
+        return f"{TOKEN_NAME}:{account_number}"
+    return f"{TOKEN_NAME}:sha256-{hashlib.sha256(account_number.encode()).hexdigest()[:32]}"
+
+
+def token_cache(account_number: str = "") -> TokenCache:
+    """The shared access token of one account (or of the sign-in), refreshed by
+    :func:`refresh_access_token`."""
     return TokenCache(
-        TOKEN_NAME,
-        refresh_access_token,
+        token_name(account_number),
+        lambda: refresh_access_token(account_number),
         alias=get_setting("TOKEN_CACHE"),
         margin=int(get_setting("TOKEN_REFRESH_MARGIN")),
         lock_timeout=float(get_setting("TOKEN_LOCK_TIMEOUT")),
     )
 
 
-def itero_client(connection: IteroConnection | None = None) -> IteroClient:
-    """A client using the shared token and the connection's discovered endpoints.
+def itero_client(connection: IteroConnection) -> IteroClient:
+    """A client using the connection's shared token and its discovered endpoints.
 
     Raises :class:`~align_integration.outbound.OutboundPaused` while outbound traffic is
     paused: every iTero call of the workflows gets its client here.
     """
     ensure_outbound_allowed()
-    connection = connection or IteroConnection.load()
-    return IteroClient(tokens=token_cache(), endpoints=connection.endpoints)
+    return IteroClient(
+        tokens=token_cache(connection.account_number), endpoints=connection.endpoints
+    )
 
 
-def seed_token(token_set: TokenSet) -> None:
-    """Put a token set's access token in the shared cache (after sign-in or pairing)."""
-    token_cache().store(token_set.access_token, token_set.expires_in)
+def paired_connection(account_number: str) -> IteroConnection:
+    """The account's connection if it is paired, else :class:`IteroNotPaired`."""
+    connection = IteroConnection.for_account(account_number)
+    if connection is None or not connection.is_paired:
+        state = connection.state if connection is not None else "unknown"
+        raise IteroNotPaired(f"iTero lab account is {state}; it must be paired")
+    return connection
 
 
-def forget_token() -> None:
-    caches[get_setting("TOKEN_CACHE")].delete(TOKEN_KEY_PREFIX + TOKEN_NAME)
+def seed_token(connection: IteroConnection, token_set: TokenSet) -> None:
+    """Put a token set's access token in the row's shared cache entry."""
+    token_cache(connection.account_number).store(token_set.access_token, token_set.expires_in)
+
+
+def forget_token(account_number: str | None = None) -> None:
+    """Drop the cached access token of one account (``""``: the sign-in), or of every row."""
+    if account_number is None:
+        names = [
+            token_name(number)
+            for number in IteroConnection.objects.values_list("account_number", flat=True)
+        ]
+        names.append(TOKEN_NAME)
+    else:
+        names = [token_name(account_number)]
+    caches[get_setting("TOKEN_CACHE")].delete_many([TOKEN_KEY_PREFIX + name for name in names])
 
 
 def store_token_set(connection: IteroConnection, token_set: TokenSet) -> None:
@@ -76,6 +111,13 @@ def store_token_set(connection: IteroConnection, token_set: TokenSet) -> None:
         connection.refresh_token = token_set.refresh_token
 
 
+def drop_tokens(connection: IteroConnection) -> None:
+    """Forget the row's tokens here (no call to iTero); the caller saves."""
+    connection.refresh_token = ""
+    connection.access_token = ""
+    connection.access_expires_at = None
+
+
 def apply_discovery(connection: IteroConnection, discovery: Discovery) -> None:
     connection.endpoints = discovery.endpoints
     connection.region = discovery.region
@@ -84,20 +126,28 @@ def apply_discovery(connection: IteroConnection, discovery: Discovery) -> None:
 
 def mark_needs_repairing(connection: IteroConnection, reason: str) -> None:
     connection.set_state(IteroConnection.NEEDS_REPAIRING, reason)
-    connection.refresh_token = ""
-    connection.access_token = ""
-    connection.access_expires_at = None
+    drop_tokens(connection)
     connection.save()
-    forget_token()
-    logger.warning("itero_connection=%s state=needs_repairing reason=%s", connection.pk, reason)
+    forget_token(connection.account_number)
+    logger.warning(
+        "itero_connection=%s account=%s state=needs_repairing reason=%s",
+        connection.pk,
+        connection.account_number or "-",
+        reason,
+    )
 
 
-def refresh_access_token() -> tuple[str, int]:
+def refresh_access_token(account_number: str = "") -> tuple[str, int]:
     """The token cache's fetch: Discovery, then the refresh grant, under the cache lock."""
-    connection = IteroConnection.load()  # fresh: another process may have rotated the token
+    # Fresh from the database: another process may have rotated the token.
+    connection = IteroConnection.objects.filter(account_number=account_number).first()
+    if connection is None or connection.state not in (
+        IteroConnection.AUTHORIZED,
+        IteroConnection.PAIRED,
+    ):
+        state = connection.state if connection is not None else IteroConnection.UNPAIRED
+        raise IteroNotPaired(f"iTero connection is {state}; no token is refreshed")
     refresh_token = connection.refresh_token
-    if connection.state not in (IteroConnection.AUTHORIZED, IteroConnection.PAIRED):
-        raise IteroNotPaired(f"iTero connection is {connection.state}; no token is refreshed")
     if not refresh_token:
         mark_needs_repairing(connection, "no refresh token stored")
         raise IteroNeedsRepairing("iTero connection has no refresh token")
@@ -124,8 +174,9 @@ def refresh_access_token() -> tuple[str, int]:
             apply_discovery(connection, client.discover(access_token=token_set.access_token))
             connection.save()
         logger.info(
-            "itero_connection=%s outcome=token_refreshed expires_in=%d",
+            "itero_connection=%s account=%s outcome=token_refreshed expires_in=%d",
             connection.pk,
+            account_number or "-",
             token_set.expires_in,
         )
         return token_set.access_token, token_set.expires_in

@@ -1,11 +1,17 @@
-"""Downloading a scan: stream the iDE archive to a temp file, check it, extract it.
+"""Downloading a scan: stream each archive to a temp file, check it, extract it.
 
-A download is claimed first (one worker per scan), streamed to a temporary file (memory
-stays bounded whatever the size), checked against ``Content-Length`` and only then
-extracted into the case's assets.  A 404 means iTero is still converting (or, because of
-the 404, regenerating) the files: the scan is retried later with a growing delay, up to
-``ITERO["DOWNLOAD_MAX_ATTEMPTS"]``, then marked failed — visible in the admin, where staff
-can retry it.  Without a usable pairing the scan simply waits.
+A scan revision is the iDE archive (models, metadata XML, Rx), plus — when the order lists
+them — the restorative thumbnails (the ``thumbnails`` asset type, when they are not inside
+the iDE archive) and the screen captures (``screenshots``, when some were taken).  The
+download is claimed first (one worker per scan), each archive streamed to a temporary file
+(memory stays bounded whatever the size), checked against ``Content-Length`` and only then
+extracted into the case's assets; the asset types stored so far are kept on the scan
+(``fetched_assets``), so a retry goes on where it stopped.  A 404 means iTero is still
+converting (or, because of the 404, regenerating) the files: the scan is retried later
+with a growing delay, up to ``ITERO["DOWNLOAD_MAX_ATTEMPTS"]``, then marked failed —
+visible in the admin, where staff can retry it.  Without a usable pairing of the scan's
+lab account the scan simply waits.  Once the iDE archive is stored, the files of the Rx's
+other revisions on the case are marked removed (:mod:`.revisions`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import datetime as dt
 import logging
 import os
 import tempfile
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from django.db.models import Q
 from django.utils import timezone
@@ -24,18 +30,23 @@ from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.client.itero import IteroDownloadIncomplete
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
-from align_integration.models import CaseAsset, CaseEvent, IteroConnection, IteroScan
+from align_integration.models import CaseEvent, IteroConnection, IteroScan
 from align_integration.outbound import outbound_paused
 from align_integration.signals import scan_received
 from align_integration.workflows.itero.connection import (
     IteroNeedsRepairing,
     IteroNotPaired,
     itero_client,
+    paired_connection,
 )
 from align_integration.workflows.itero.extraction import (
     UnsafeArchive,
     assets_summary,
-    extract_scan_archive,
+    extract_archive,
+)
+from align_integration.workflows.itero.revisions import (
+    current_revision_on_case,
+    supersede_old_files,
 )
 from align_integration.workflows.timeline import record
 
@@ -120,37 +131,93 @@ def _fail(scan: IteroScan, reason: str, error: AlignError | None = None) -> None
         request_id=error.request_id if error is not None else "",
     )
     logger.warning("itero_scan=%s rx=%s outcome=failed", scan.pk, scan.rx_id)
+    if "ide" in scan.fetched_assets:
+        case_changed(scan.case)  # the models landed even though a picture archive did not
 
 
-def _done(scan: IteroScan, members: int, created: list[CaseAsset]) -> None:
-    scan.state = IteroScan.DOWNLOADED
+def _done(scan: IteroScan, created: int) -> None:
+    current = current_revision_on_case(scan.rx_id, scan.case_id)
+    newer = current.revision if current is not None and current.pk != scan.pk else ""
+    superseded = bool(newer)
+    scan.state = IteroScan.SUPERSEDED if superseded else IteroScan.DOWNLOADED
     scan.claimed_until = None
     scan.next_attempt_at = None
-    scan.last_error = ""
+    scan.last_error = f"superseded by revision {newer}" if superseded else ""
     scan.last_status_code = 200
-    scan.asset_count = members
     scan.downloaded_at = timezone.now()
     scan.save()
     counts = assets_summary(scan)
     kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
+    xml = f"; scan metadata XML {scan.xml_version}" if scan.xml_version else ""
     record(
         scan.case,
         ACTION,
         CaseEvent.SUCCEEDED,
         f"iTero scan Rx {scan.rx_id} (order {scan.order_id or '-'}, revision {scan.revision}) "
-        f"downloaded: {members} files ({kinds or 'none'}).",
+        f"downloaded: {scan.asset_count} files ({kinds or 'none'}){xml}."
+        + (
+            " A newer revision is already on the case: these files are kept as removed."
+            if superseded
+            else ""
+        ),
         status_code=200,
     )
     logger.info(
-        "itero_scan=%s rx=%s outcome=downloaded members=%d created=%d case=%s",
+        "itero_scan=%s rx=%s outcome=%s members=%d created=%d case=%s",
         scan.pk,
         scan.rx_id,
-        members,
-        len(created),
+        scan.state,
+        scan.asset_count,
+        created,
         scan.case_id,
     )
     scan_received.send(sender=IteroScan, case=scan.case, scan=scan)
     case_changed(scan.case)  # new scan files: the case may be eligible now
+
+
+def assets_to_fetch(scan: IteroScan) -> list[str]:
+    """The download asset types of the scan, in order: the iDE archive, then the thumbnails
+    when the order lists them outside the iDE archive, then the screen captures when the
+    order lists some; the ones already stored are left out."""
+    wanted = ["ide"]
+    for asset in scan.order_summary.get("assets") or []:
+        asset_type = asset.get("assetType")
+        if asset_type == "thumbnails" and not asset.get("inIde", False):
+            wanted.append("thumbnails")
+        elif asset_type == "screenshots" and asset.get("count", 1) > 0:
+            wanted.append("screenshots")
+    fetched = set(scan.fetched_assets or [])
+    return [asset_type for asset_type in dict.fromkeys(wanted) if asset_type not in fetched]
+
+
+def _fetch(client: Any, scan: IteroScan, asset_type: str) -> int:
+    """Download one archive of the scan into a temp file and store its members; returns how
+    many assets were created."""
+    itero = get_setting("ITERO")
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed and removed in finally
+        prefix="itero-scan-", suffix=".zip", dir=itero["DOWNLOAD_TEMP_DIR"] or None, delete=False
+    )
+    try:
+        with handle:
+            client.download(
+                scan.rx_id,
+                cast(BinaryIO, handle),
+                asset_type=asset_type,
+                max_bytes=int(itero["MAX_ZIP_BYTES"]),
+            )
+        extracted = extract_archive(handle.name, scan, asset_type=asset_type)
+    finally:
+        try:
+            os.unlink(handle.name)
+        except FileNotFoundError:
+            pass
+    scan.fetched_assets = [*(scan.fetched_assets or []), asset_type]
+    scan.asset_count += extracted.members
+    if asset_type == "ide" and extracted.xml_version:
+        scan.xml_version = extracted.xml_version  # what the archive holds beats what was said
+    scan.save(update_fields=["fetched_assets", "asset_count", "xml_version", "updated_at"])
+    supersede_old_files(scan)
+    return len(extracted.created)
 
 
 def download_scan(scan: IteroScan) -> bool:
@@ -164,64 +231,59 @@ def download_scan(scan: IteroScan) -> bool:
         return False
     if not _claim(scan):
         return False
-    connection = IteroConnection.load()
-    if not connection.is_paired:
-        _release(scan, f"iTero connection is {connection.state}")
+    try:
+        connection = paired_connection(scan.account_number)
+    except IteroNotPaired as error:
+        _release(scan, str(error))
         return False
     scan.attempts += 1
-    scan.save(update_fields=["attempts", "updated_at"])
-    itero = get_setting("ITERO")
+    if not scan.fetched_assets:
+        scan.asset_count = 0
+    scan.save(update_fields=["attempts", "asset_count", "updated_at"])
     client = itero_client(connection)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed and removed in finally
-        prefix="itero-scan-", suffix=".zip", dir=itero["DOWNLOAD_TEMP_DIR"] or None, delete=False
-    )
+    created = 0
     try:
-        try:
-            with handle:
-                client.download(
-                    scan.rx_id, cast(BinaryIO, handle), max_bytes=int(itero["MAX_ZIP_BYTES"])
-                )
-            members, created = extract_scan_archive(handle.name, scan)
-        except (IteroNeedsRepairing, IteroNotPaired, LockTimeout) as error:
-            scan.attempts -= 1  # not the scan's fault: the token is not available now
-            _release(scan, str(error) or type(error).__name__)
-            return False
-        except AlignNotFound as error:
-            _retry_later(scan, error, "files not ready at iTero (404)")
-            return False
-        except IteroDownloadIncomplete as error:
-            _retry_later(scan, error, "download incomplete; nothing kept")
-            return False
-        except UnsafeArchive as error:
-            _fail(scan, f"archive refused: {error}")
-            return False
-        except AlignError as error:
-            if error.retryable:
-                _retry_later(scan, error, f"iTero answered {error.status_code or 'nothing'}")
-            else:
-                _fail(scan, f"iTero answered {error.status_code or 'nothing'}", error)
-            return False
-        except OSError as error:  # local disk or storage trouble: worth another try
-            _retry_later(
-                scan,
-                AlignError(type(error).__name__),
-                f"could not store the files ({type(error).__name__})",
-            )
-            return False
-        _done(scan, members, created)
-        return True
+        for asset_type in assets_to_fetch(scan):
+            created += _fetch(client, scan, asset_type)
+    except (IteroNeedsRepairing, IteroNotPaired, LockTimeout) as error:
+        scan.attempts -= 1  # not the scan's fault: the token is not available now
+        _release(scan, str(error) or type(error).__name__)
+        return False
+    except AlignNotFound as error:
+        _retry_later(scan, error, "files not ready at iTero (404)")
+        return False
+    except IteroDownloadIncomplete as error:
+        _retry_later(scan, error, "download incomplete; nothing kept")
+        return False
+    except UnsafeArchive as error:
+        _fail(scan, f"archive refused: {error}")
+        return False
+    except AlignError as error:
+        if error.retryable:
+            _retry_later(scan, error, f"iTero answered {error.status_code or 'nothing'}")
+        else:
+            _fail(scan, f"iTero answered {error.status_code or 'nothing'}", error)
+        return False
+    except OSError as error:  # local disk or storage trouble: worth another try
+        _retry_later(
+            scan,
+            AlignError(type(error).__name__),
+            f"could not store the files ({type(error).__name__})",
+        )
+        return False
     finally:
         client.close()
-        try:
-            os.unlink(handle.name)
-        except FileNotFoundError:
-            pass
+    _done(scan, created)
+    return True
 
 
 def run_due_downloads(limit: int = 20) -> int:
-    """Download every scan that is due; returns how many were tried."""
+    """Download every scan of a paired lab account that is due; returns how many were
+    tried.  Scans of an account that needs re-pairing wait without blocking the others."""
     tried = 0
-    for scan in list(IteroScan.objects.due().order_by("next_attempt_at", "pk")[:limit]):
+    paired = IteroConnection.objects.paired().values_list("account_number", flat=True)
+    due = IteroScan.objects.due().filter(account_number__in=list(paired))
+    for scan in list(due.order_by("next_attempt_at", "pk")[:limit]):
         download_scan(scan)
         tried += 1
     return tried

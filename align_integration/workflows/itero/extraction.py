@@ -10,8 +10,11 @@ names, which can carry patient names and birth dates.
 Stored files are inert: only allowlisted extensions are kept (``models.assets.SAFE_TYPES``:
 STL, PLY, PDF, XML, JPEG, PNG); the Rx as HTML, an SVG or any other member is stored as
 ``.bin`` with ``application/octet-stream``.  ``source_ref`` is
-``rxId:revision:sha256-<hash of the member name>``: unique per case, so extracting the
-same revision again adds nothing, and no member name is ever kept or shown.
+``rxId:revision:sha256-<hash of the member name>`` for the iDE archive and
+``rxId:revision:<asset type>:sha256-<hash>`` for the thumbnails and screen captures
+archives: unique per case, so extracting the same revision again adds nothing, and no
+member name is ever kept or shown.  The pictures of the ``thumbnails`` archive are kept as
+``THUMBNAIL``, those of the ``screenshots`` archive as ``SCREENCAPTURE``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ KIND_BY_EXTENSION = {
     ".jpeg": CaseAsset.THUMBNAIL,
     ".png": CaseAsset.THUMBNAIL,
 }
+
+
+#: Kind of the pictures of each download asset type (other members follow the extension).
+PICTURE_KIND = {
+    "ide": CaseAsset.THUMBNAIL,
+    "thumbnails": CaseAsset.THUMBNAIL,
+    "screenshots": CaseAsset.SCREEN_CAPTURE,
+}
+#: The scan metadata XML's version in its member name: ``scan_v50.xml``, ``…-V44.xml``.
+XML_VERSION_IN_NAME = re.compile(r"(?:^|[^A-Za-z0-9])[vV](\d{1,4})\.xml$")
 
 
 class UnsafeArchive(Exception):
@@ -131,8 +144,9 @@ def check_archive(
     return members
 
 
-def kind_of(name: str) -> str:
-    return KIND_BY_EXTENSION.get(os.path.splitext(name)[1].lower(), CaseAsset.SCAN_FILE)
+def kind_of(name: str, asset_type: str = "ide") -> str:
+    kind = KIND_BY_EXTENSION.get(os.path.splitext(name)[1].lower(), CaseAsset.SCAN_FILE)
+    return PICTURE_KIND.get(asset_type, kind) if kind == CaseAsset.THUMBNAIL else kind
 
 
 def member_ref(name: str) -> str:
@@ -140,8 +154,19 @@ def member_ref(name: str) -> str:
     return f"sha256-{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
 
-def source_ref(scan: IteroScan, name: str) -> str:
-    return f"{scan.rx_id}:{scan.revision}:{member_ref(name)}"[:255]
+def source_ref(scan: IteroScan, name: str, asset_type: str = "ide") -> str:
+    kind = "" if asset_type == "ide" else f"{asset_type}:"
+    return f"{scan.rx_id}:{scan.revision}:{kind}{member_ref(name)}"[:255]
+
+
+def xml_version_in(names: list[str]) -> str:
+    """The newest scan metadata XML version among member names (``"v50"``), or ``""``."""
+    versions = [
+        int(match.group(1))
+        for name in names
+        if (match := XML_VERSION_IN_NAME.search(name.rsplit("/", 1)[-1]))
+    ]
+    return f"v{max(versions)}" if versions else ""
 
 
 class _MeteredReader:
@@ -163,12 +188,17 @@ class _MeteredReader:
 
 
 def _store_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, scan: IteroScan, ref: str
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    scan: IteroScan,
+    ref: str,
+    kind: str,
 ) -> CaseAsset | None:
     extension = safe_extension(name)  # ".bin" unless allowlisted
     asset = CaseAsset(
         case=scan.case,
-        kind=kind_of(name),
+        kind=kind,
         source="itero",
         source_ref=ref,
         external_key=f"itero:{scan.rx_id}"[:255],
@@ -196,11 +226,30 @@ def _store_member(
     return asset
 
 
+@dataclass
+class ExtractedArchive:
+    """What one archive held: its member count, the assets created now, and the scan
+    metadata XML version its member names show (``""`` when none)."""
+
+    members: int
+    created: list[CaseAsset]
+    xml_version: str = ""
+
+
 def extract_scan_archive(
-    path: str, scan: IteroScan, *, limits: ArchiveLimits | None = None
+    path: str, scan: IteroScan, *, limits: ArchiveLimits | None = None, asset_type: str = "ide"
 ) -> tuple[int, list[CaseAsset]]:
     """Check the archive at ``path``, then store each member as a ``CaseAsset`` of the scan's
     case.  Returns (members in the archive, assets created now)."""
+    extracted = extract_archive(path, scan, limits=limits, asset_type=asset_type)
+    return extracted.members, extracted.created
+
+
+def extract_archive(
+    path: str, scan: IteroScan, *, limits: ArchiveLimits | None = None, asset_type: str = "ide"
+) -> ExtractedArchive:
+    """:func:`extract_scan_archive` for one download asset type (``ide``, ``thumbnails``,
+    ``screenshots``), telling also the XML version the member names show."""
     if scan.case_id is None:
         raise ValueError("the scan has no case to extract into")
     limits = limits or ArchiveLimits.from_settings()
@@ -211,7 +260,7 @@ def extract_scan_archive(
     created: list[CaseAsset] = []
     with archive:
         members = check_archive(archive, limits, archive_size=os.path.getsize(path))
-        refs = {name: source_ref(scan, name) for _, name in members}
+        refs = {name: source_ref(scan, name, asset_type) for _, name in members}
         existing = set(
             CaseAsset.objects.filter(
                 case=scan.case, source_ref__in=list(refs.values())
@@ -221,7 +270,8 @@ def extract_scan_archive(
             for info, name in members:
                 if refs[name] in existing:
                     continue
-                asset = _store_member(archive, info, name, scan, refs[name])
+                kind = kind_of(name, asset_type)
+                asset = _store_member(archive, info, name, scan, refs[name], kind)
                 if asset is not None:
                     created.append(asset)
         except BaseException as error:
@@ -232,13 +282,17 @@ def extract_scan_archive(
                 raise UnsafeArchive("the archive is encrypted or unsupported") from error
             raise
     logger.info(
-        "itero_scan=%s rx=%s outcome=extracted members=%d created=%d",
+        "itero_scan=%s rx=%s asset_type=%s outcome=extracted members=%d created=%d",
         scan.pk,
         scan.rx_id,
+        asset_type,
         len(members),
         len(created),
     )
-    return len(members), created
+    xml_version = xml_version_in(
+        [name for _, name in members if kind_of(name) == CaseAsset.SCAN_XML]
+    )
+    return ExtractedArchive(len(members), created, xml_version)
 
 
 def _discard(assets: list[CaseAsset]) -> None:

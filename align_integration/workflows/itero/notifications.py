@@ -1,4 +1,8 @@
-"""Scan notifications: stored as received, then confirmed with order-by-Rx-id.
+"""Scan notifications: stored as received, then confirmed with order-by-Rx-id, per account.
+
+A notification names its lab account: it is kept only for an account this deployment
+knows (paired, or needing re-pairing: then it waits), and confirmed with that account's own
+token set.
 
 A notification is only a hint (no signature scheme is published), so nothing is downloaded
 on its word: the worker fetches the order by Rx id and registers that.  Several
@@ -75,11 +79,11 @@ def accept_notification(rx_id: str, account_number: str) -> NotificationReceipt:
 
     Raises :class:`NotificationBacklogFull` when the cap is reached.
     """
-    connection = IteroConnection.load()
-    if not connection.knows_account or account_number != connection.account_number:
+    rx_id, account_number = rx_id[:MAX_FIELD], account_number[:MAX_FIELD]
+    connection = IteroConnection.for_account(account_number)
+    if connection is None or not connection.knows_account:
         logger.info("itero_notification outcome=ignored reason=unknown_account")
         return NotificationReceipt(IGNORED, None)
-    rx_id, account_number = rx_id[:MAX_FIELD], account_number[:MAX_FIELD]
     # The cheap answer to a flood first: a repeat costs one indexed look-up, even at the cap.
     pending = _pending(rx_id, account_number)
     if pending is not None:
@@ -137,7 +141,9 @@ def _retry_later(rows: list[IteroNotification], error: AlignError, reason: str) 
 
 
 def process_notifications(limit: int = 50) -> int:
-    """Confirm and act on the stored notifications that are due; returns how many were handled.
+    """Confirm and act on the stored notifications that are due, each with its account's
+    token; returns how many were handled.  Those of an account that needs re-pairing wait;
+    those of an account not (or no longer) paired here are ignored.
 
     While outbound traffic is paused nothing is handled: the notifications stay due.
     """
@@ -149,56 +155,62 @@ def process_notifications(limit: int = 50) -> int:
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("received_at", "pk")[:limit]
     )
-    if not due:
-        return 0
-    connection = IteroConnection.load()
-    by_rx: dict[str, list[IteroNotification]] = {}
+    by_account: dict[str, list[IteroNotification]] = {}
     for row in due:
-        if row.account_number != connection.account_number or not connection.knows_account:
-            _finish([row], IteroNotification.IGNORED, "account is not paired")
-            continue
+        by_account.setdefault(row.account_number, []).append(row)
+    handled = 0
+    for account_number, rows in by_account.items():
+        connection = IteroConnection.for_account(account_number)
+        if connection is None or not connection.knows_account:
+            _finish(rows, IteroNotification.IGNORED, "account is not paired")
+            handled += len(rows)
+        elif connection.is_paired:
+            handled += _process_account(connection, rows)
+        # else: the account needs re-pairing; its notifications wait
+    return handled
+
+
+def _process_account(connection: IteroConnection, rows: list[IteroNotification]) -> int:
+    by_rx: dict[str, list[IteroNotification]] = {}
+    for row in rows:
         by_rx.setdefault(row.rx_id, []).append(row)
-    if by_rx and not connection.is_paired:
-        return len(due) - sum(len(rows) for rows in by_rx.values())  # waits for re-pairing
-    handled = len(due) - sum(len(rows) for rows in by_rx.values())
+    handled = 0
     client = itero_client(connection)
     try:
-        for rx_id, rows in by_rx.items():
+        for rx_id, same_rx in by_rx.items():
             try:
                 order = client.get_order(rx_id)
             except (IteroNeedsRepairing, IteroNotPaired, LockTimeout):
                 break  # the rest waits for the pairing, untouched
             except AlignNotFound as error:
-                _retry_later(rows, error, "order not found yet (404)")
-                handled += len(rows)
+                _retry_later(same_rx, error, "order not found yet (404)")
+                handled += len(same_rx)
                 continue
             except AlignError as error:
                 if error.retryable:
-                    _retry_later(rows, error, f"order look-up answered {error.status_code}")
+                    _retry_later(same_rx, error, f"order look-up answered {error.status_code}")
                 else:
-                    _finish(
-                        rows,
-                        IteroNotification.FAILED,
-                        f"order look-up: {error_summary(error, 'iTero')}",
-                    )
-                handled += len(rows)
+                    outcome = f"order look-up: {error_summary(error, 'iTero')}"
+                    _finish(same_rx, IteroNotification.FAILED, outcome)
+                handled += len(same_rx)
                 continue
             if str(order.get("rxId") or rx_id) != rx_id:
-                _finish(rows, IteroNotification.FAILED, "order look-up answered another Rx id")
-                handled += len(rows)
+                _finish(same_rx, IteroNotification.FAILED, "order look-up answered another Rx id")
+                handled += len(same_rx)
                 continue
             order.setdefault("rxId", rx_id)
             scan, created = register_order(order, source="notification", connection=connection)
             if scan is None:
-                _finish(rows, IteroNotification.IGNORED, "order is not for the paired account")
+                _finish(same_rx, IteroNotification.IGNORED, "order is not for this lab account")
             else:
                 outcome = "new scan revision" if created else "scan revision already known"
-                _finish(rows, IteroNotification.PROCESSED, outcome, scan)
-            handled += len(rows)
+                _finish(same_rx, IteroNotification.PROCESSED, outcome, scan)
+            handled += len(same_rx)
             logger.info(
-                "itero_rx=%s notifications=%d outcome=%s",
+                "itero_rx=%s account=%s notifications=%d outcome=%s",
                 rx_id,
-                len(rows),
+                connection.account_number,
+                len(same_rx),
                 "new_revision" if created else "known_revision",
             )
     finally:

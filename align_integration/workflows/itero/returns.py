@@ -9,7 +9,7 @@ from align_integration.client.errors import AlignError
 from align_integration.models import CaseEvent, IteroScan
 from align_integration.outbound import ensure_outbound_allowed
 from align_integration.workflows.errors import error_summary
-from align_integration.workflows.itero.connection import itero_client
+from align_integration.workflows.itero.connection import itero_client, paired_connection
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.itero")
@@ -18,7 +18,9 @@ MAX_REASON = 1000
 
 
 def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> IteroScan:
-    """Ask iTero to send ``scan``'s order back to the doctor; raise ``AlignError`` on failure.
+    """Ask iTero to send ``scan``'s order back to the doctor (with the token of the scan's
+    lab account); raise ``AlignError`` on failure (``IteroNotPaired`` when that account is
+    not paired).
 
     The reason is sent to iTero as written by staff; it is not logged, and the timeline
     only notes that a reason was given.  Raises ``OutboundPaused`` (nothing sent, nothing
@@ -28,7 +30,7 @@ def return_scan_to_doctor(scan: IteroScan, reason: str, *, user: Any = None) -> 
     reason = (reason or "").strip()[:MAX_REASON]
     if not reason:
         raise ValueError("a reason is required to return a scan")
-    client = itero_client()
+    client = itero_client(paired_connection(scan.account_number))
     try:
         client.return_scan(scan.rx_id, reason)
     except AlignError as error:

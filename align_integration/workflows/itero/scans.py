@@ -10,6 +10,7 @@ The patient fields of the order are used only here, in memory, to find the case
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,26 +19,23 @@ from django.utils import timezone
 from align_integration.adapters import get_adapter
 from align_integration.models import CaseEvent, IteroConnection, IteroScan
 from align_integration.models.itero import order_summary
+from align_integration.workflows.itero.lab_status import (
+    READY_FOR_DOWNLOAD,
+    lab_status_of,
+    note_lab_status,
+)
 from align_integration.workflows.itero.linking import attach_case
+from align_integration.workflows.itero.revisions import (
+    newest_revision,
+    numeric_version,
+    revision_of,
+    supersede_waiting_revisions,
+)
 from align_integration.workflows.timeline import record
 
 logger = logging.getLogger("align_integration.itero")
 
-DOWNLOADED_STATUS = "Downloaded"
-
-
-def revision_of(order: dict[str, Any]) -> str:
-    """The order's file-change marker: ``v<version>``, else ``<status>|<receivedAt>``."""
-    version = order.get("version")
-    if version not in (None, ""):
-        return f"v{version}"[:100]
-    return f"{order.get('status') or ''}|{order.get('receivedAt') or ''}"[:100]
-
-
-def _numeric_version(revision: str) -> int | None:
-    if revision.startswith("v") and revision[1:].isdigit():
-        return int(revision[1:])
-    return None
+XML_VERSION = re.compile(r"[vV]?(\d{1,4})")
 
 
 def _known_revision(rx_id: str, order: dict[str, Any], revision: str) -> IteroScan | None:
@@ -48,13 +46,15 @@ def _known_revision(rx_id: str, order: dict[str, Any], revision: str) -> IteroSc
             return scan
     if not scans:
         return None
-    version = _numeric_version(revision)
+    version = numeric_version(revision)
     if version is not None:  # an older version seen late (stale list) is not a new change
-        known = [v for v in (_numeric_version(s.revision) for s in scans) if v is not None]
+        known = [v for v in (numeric_version(s.revision) for s in scans) if v is not None]
         if known and max(known) >= version:
             return scans[0]
-    elif order.get("status") == DOWNLOADED_STATUS:
-        return scans[0]  # "Downloaded" is our own download showing, not a file change
+    elif lab_status_of(order) not in (READY_FOR_DOWNLOAD, ""):
+        # Without a version, only "Ready For Download" marks new files: "Downloaded" is our
+        # own download showing, Lab Review, iTero Modeling… are the lab's work on them.
+        return scans[0]
     return None
 
 
@@ -74,16 +74,24 @@ def match_case(order: dict[str, Any]) -> Any:
 def register_order(
     order: dict[str, Any], *, source: str, connection: IteroConnection
 ) -> tuple[IteroScan | None, bool]:
-    """The scan for this order revision, and whether it is new (to be downloaded)."""
+    """The scan for this order revision, and whether it is new (to be downloaded).
+
+    ``connection`` is the paired lab account the order was read with: an order naming
+    another account is ignored.  A lab status change is noted (see :mod:`.lab_status`); a
+    new revision supersedes the older ones still waiting for their download.
+    """
     rx_id = str(order.get("rxId") or "").strip()
     if not rx_id or len(rx_id) > 64:
         logger.warning("itero_order source=%s outcome=ignored reason=bad_rx_id", source)
         return None, False
-    account = str(order.get("accountNumber") or "")
-    if account and account != connection.account_number:
+    account = str(order.get("accountNumber") or connection.account_number)
+    if not connection.account_number or account != connection.account_number:
         logger.info("itero_rx=%s source=%s outcome=ignored reason=other_account", rx_id, source)
         return None, False
     revision = revision_of(order)
+    newest = newest_revision(rx_id)
+    if newest is not None:
+        note_lab_status(newest, order)
     existing = _known_revision(rx_id, order, revision)
     if existing is not None:
         if existing.state == IteroScan.WAITING_FOR_CASE and existing.case_id is None:
@@ -93,6 +101,7 @@ def register_order(
         return existing, False
     case = match_case(order)
     now = timezone.now()
+    lab_status = lab_status_of(order)
     try:
         with transaction.atomic():
             scan = IteroScan.objects.create(
@@ -102,28 +111,42 @@ def register_order(
                 revision=revision,
                 source=source,
                 order_summary=order_summary(order),
+                xml_version=xml_version_of(order),
+                lab_status=lab_status,
+                lab_status_checked_at=now,
                 case=case,
                 state=IteroScan.PENDING if case is not None else IteroScan.WAITING_FOR_CASE,
                 next_attempt_at=now if case is not None else None,
             )
     except IntegrityError:  # another process registered it first
         return IteroScan.objects.get(rx_id=rx_id, revision=revision), False
+    supersede_waiting_revisions(scan)
     logger.info(
-        "itero_scan=%s rx=%s order=%s revision=%s source=%s outcome=%s case=%s",
+        "itero_scan=%s rx=%s order=%s revision=%s account=%s source=%s outcome=%s case=%s",
         scan.pk,
         rx_id,
         scan.order_id or "-",
         revision,
+        scan.account_number,
         source,
         scan.state,
         case.pk if case is not None else "-",
     )
     if case is not None:
+        status = f", lab status {lab_status}" if lab_status else ""
         record(
             case,
             "itero_scan",
             CaseEvent.INFO,
-            f"iTero scan Rx {rx_id} (order {scan.order_id or '-'}, revision {revision}) "
-            f"received by {source}; download queued.",
+            f"iTero scan Rx {rx_id} (order {scan.order_id or '-'}, revision {revision}"
+            f"{status}) received by {source} for lab account {scan.account_number}; "
+            "download queued.",
         )
     return scan, True
+
+
+def xml_version_of(order: dict[str, Any]) -> str:
+    """The order's ``xmlVersion`` as ``v<number>`` (``v50``), or ``""``: only a version
+    number is kept, never other text."""
+    match = XML_VERSION.fullmatch(str(order.get("xmlVersion") or "").strip())
+    return f"v{int(match.group(1))}" if match else ""

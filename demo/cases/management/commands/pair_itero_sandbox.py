@@ -29,7 +29,7 @@ class Command(BaseCommand):
     help = "Pair the demo with the sandbox's iTero lab account (idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if IteroConnection.load().is_paired:
+        if IteroConnection.objects.paired().exists():
             self.stdout.write("iTero: already paired with the sandbox lab.")
             return
         site = demo_url()
