@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
-from align_integration.workflows.callbacks.events import reprocess
+from align_integration.workflows.callbacks.events import Reprocessed, reprocess
 from align_integration.workflows.clincheck.review import perform_clincheck
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.orders.flow import initiate_align_order
@@ -201,8 +201,9 @@ def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
 
 # -- stored callbacks -------------------------------------------------------------------------
 def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
-    """Callbacks never processed (still ``received`` after a minute) and failed ones whose
-    backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit."""
+    """Callbacks never processed (still ``received`` after a minute), failed ones whose
+    backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit, then
+    unmatched ones (their case is resolved again on every pass)."""
     now = timezone.now()
     # Deferred processing leaves events "received" on purpose: they are due at once.
     wait = 0 if get_setting("CALLBACK_PROCESSING") == "deferred" else CALLBACK_STUCK_SECONDS
@@ -221,13 +222,22 @@ def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
         if event.received_at
         <= now - dt.timedelta(seconds=CALLBACK_BACKOFF_SECONDS * 2 ** max(0, event.attempts - 1))
     ]
-    return (stuck + due)[:limit]
+    chosen = (stuck + due)[:limit]
+    if len(chosen) < limit:
+        # Unmatched events: every pass tries to resolve their case again, the least tried
+        # first, so a long list of them is gone through in turn.
+        chosen += list(
+            CallbackEvent.objects.filter(state=CallbackEvent.UNMATCHED).order_by(
+                "attempts", "received_at", "pk"
+            )[: limit - len(chosen)]
+        )
+    return chosen
 
 
-def reprocess_due_callbacks(limit: int = 100) -> tuple[int, int]:
-    """Process the due stored callbacks again; returns ``(processed, failed)``."""
+def reprocess_due_callbacks(limit: int = 100) -> Reprocessed:
+    """Process the due stored callbacks again, unmatched ones included."""
     events = due_callback_events(limit)
-    return reprocess(events) if events else (0, 0)
+    return reprocess(events) if events else Reprocessed(0, 0, 0)
 
 
 # -- one worker pass --------------------------------------------------------------------------
@@ -238,6 +248,7 @@ class WorkerPass:
     operations: int = 0
     callbacks_processed: int = 0
     callbacks_failed: int = 0
+    callbacks_unmatched: int = 0
     itero: int = 0
     errors: int = 0
 
@@ -248,7 +259,8 @@ class WorkerPass:
     def __str__(self) -> str:
         return (
             f"operations attempted: {self.operations}; callbacks processed: "
-            f"{self.callbacks_processed}, failed: {self.callbacks_failed}; "
+            f"{self.callbacks_processed}, failed: {self.callbacks_failed}, "
+            f"still unmatched: {self.callbacks_unmatched}; "
             f"iTero items: {self.itero}"
         )
 
@@ -282,4 +294,6 @@ def run_worker_pass(limit: int = 100, *, itero: bool = True) -> WorkerPass:
 
 
 def _callbacks_step(result: WorkerPass, limit: int) -> None:
-    result.callbacks_processed, result.callbacks_failed = reprocess_due_callbacks(limit)
+    done = reprocess_due_callbacks(limit)
+    result.callbacks_processed, result.callbacks_failed = done.processed, done.failed
+    result.callbacks_unmatched = done.unmatched

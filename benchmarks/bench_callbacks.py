@@ -165,7 +165,7 @@ def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> d
             try:
                 requests.get(f"http://127.0.0.1:{port}/bare/", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # still booting
                 time.sleep(0.1)
         AlignOrder.objects.all().delete()
         CallbackEvent.objects.all().delete()
@@ -189,7 +189,7 @@ def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> d
             ALIGN_INTEGRATION={**_settings(), "CALLBACK_PROCESSING": "deferred"}
         ):
             started = time.perf_counter()
-            while reprocess_due_callbacks(limit=500) != (0, 0):
+            while reprocess_due_callbacks(limit=500).processed:
                 pass
             applied_after = time.perf_counter() - started
     return {

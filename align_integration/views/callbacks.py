@@ -2,9 +2,10 @@
 
 A chain of checks, each failure a 4xx with a reason: method, size (413 before parsing),
 Standard Webhooks signature against every secret in ``CALLBACK_SECRETS`` (rotation) and
-its timestamp tolerance, JSON shape, known case.  Then persist first (raw body and the
-headers minus the signature), process second.  A duplicate ``webhook-id`` is 200 and is
-acted on once; 5xx only for our own faults.
+its timestamp tolerance, JSON shape.  Then persist first (raw body and the headers minus
+the signature), process second.  A duplicate ``webhook-id`` is 200 and is acted on once;
+an event whose case is not known (yet) is stored as unmatched and answered 202; 5xx only
+for our own faults.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from align_integration.models import CallbackEvent
 from align_integration.workflows.callbacks.events import (
     InvalidEvent,
     ProcessingFailed,
-    find_case,
     ingest,
     parse_event,
     process_event,
@@ -93,11 +93,10 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
     webhook_id = headers["webhook-id"][:255]
     try:
         parsed = parse_event(payload)
-        case = find_case(parsed.case_id)
     except InvalidEvent as error:
         if CallbackEvent.objects.filter(webhook_id=webhook_id).exists():
             return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
-        return _reject(404 if "caseId names" in str(error) else 400, str(error))
+        return _reject(400, str(error))
     kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
     if get_setting("CALLBACK_PROCESSING") == "deferred":
         stored = store_for_later(webhook_id, parsed, body.decode(), kept)
@@ -105,7 +104,7 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
             return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
         return JsonResponse({"ok": True, "event": stored.pk, "queued": True}, status=200)
     try:
-        event = ingest(webhook_id, parsed, case, body.decode(), kept)
+        event = ingest(webhook_id, parsed, body.decode(), kept)
     except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
         return JsonResponse(
             {
@@ -117,6 +116,8 @@ def receive_callback(request: HttpRequest) -> HttpResponse:
         )
     if event is None:  # the same delivery again (or at the same moment)
         return _duplicate(CallbackEvent.objects.get(webhook_id=webhook_id))
+    if event.state == CallbackEvent.UNMATCHED:  # stored; applied once its case is known
+        return JsonResponse({"ok": True, "event": event.pk, "unmatched": True}, status=202)
     return JsonResponse({"ok": True, "event": event.pk}, status=200)
 
 

@@ -114,13 +114,17 @@ def check_backlog() -> str:
         due = len(due_operations(limit=1000))
         failed = RemoteOperation.objects.filter(state=RemoteOperation.FAILED).count()
         callbacks = CallbackEvent.objects.filter(state=CallbackEvent.FAILED).count()
+        unmatched = CallbackEvent.objects.filter(state=CallbackEvent.UNMATCHED).count()
     except Exception as error:
         raise CheckFailed(f"database: {_describe(error)}") from None
+    parked = (
+        f"{failed} operations parked as failed, {callbacks} callbacks failed, "
+        f"{unmatched} callbacks unmatched (their case is not known yet)"
+    )
     return (
-        f"{due} operations due, {failed} parked as failed, {callbacks} callbacks failed "
-        "(is align_worker running?)"
+        f"{due} operations due, {parked} (is align_worker running?)"
         if due
-        else f"nothing overdue; {failed} operations parked as failed, {callbacks} callbacks failed"
+        else f"nothing overdue; {parked}"
     )
 
 
