@@ -10,10 +10,17 @@ that can defer is configured, a Django task) picks it up.  Jobs are plain idempo
 functions taking ids.
 
 Several workers (``align_worker`` on several machines, task workers) may look at the same
-operation at once.  Before running one, a worker *takes* it with a conditional UPDATE that
-moves ``next_attempt_at`` forward, compared against the value it read: only one worker's
-UPDATE matches, so one due retry is attempted once.  ``run_operation`` then claims the row
-as usual (``workflows.operations._claim``), which keeps a worker and a web request apart.
+operation at once.  A worker *takes* due operations before running them: on PostgreSQL a
+batch at a time, ``SELECT … FOR UPDATE SKIP LOCKED`` in a short transaction that moves
+their ``next_attempt_at`` forward (a hold); elsewhere one at a time by a compare-and-set
+on the value read.  Only one worker takes a row, so one due retry is attempted once.
+``run_operation`` then claims the row as usual (``workflows.operations._claim``), which
+keeps a worker and a web request apart.
+
+A run that dies mid-call leaves its operation ``in_progress``; once its claim
+(``OPERATION_CLAIM_SECONDS``) has run out for ``OPERATION_TAKEOVER_SECONDS`` another worker
+takes it over and runs it at once (the case's lease runs out with the claim), reconciling
+with Align first, so nothing is done twice.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -37,10 +45,6 @@ from align_integration.workflows.orders.uploads import is_current, perform_uploa
 
 logger = logging.getLogger("align_integration.worker")
 
-#: How long a worker's hold on a due operation lasts before another worker may take it.
-TAKE_SECONDS = 300
-#: An ``in_progress`` operation whose claim ran out this long ago was abandoned (a crash).
-ABANDONED_AFTER_SECONDS = 60
 #: A task may run this much before ``next_attempt_at`` (clocks of machines differ a little).
 EARLY_TOLERANCE_SECONDS = 2
 #: Stored callbacks still ``received`` after this long were never processed (a crash).
@@ -97,14 +101,42 @@ def _park(operation: RemoteOperation, reason: str) -> None:
     logger.info("operation=%s outcome=parked", operation.pk)
 
 
+def _hold_seconds() -> int:
+    return int(get_setting("WORKER_HOLD_SECONDS"))
+
+
+def _takeover_seconds() -> int:
+    return int(get_setting("OPERATION_TAKEOVER_SECONDS"))
+
+
+def _due(now: dt.datetime, early: float = 0) -> Q:
+    """Retries due (``early`` seconds ahead allowed) and runs whose claim ran out more than
+    ``OPERATION_TAKEOVER_SECONDS`` ago (the process running them died)."""
+    abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
+    return Q(
+        state=RemoteOperation.RETRY_SCHEDULED,
+        next_attempt_at__lte=now + dt.timedelta(seconds=early),
+    ) | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
+
+
+@dataclass
+class Taken:
+    """A due operation this worker holds until ``operation.next_attempt_at``;
+    ``taken_over``: it was a crashed run's."""
+
+    operation: RemoteOperation
+    taken_over: bool
+
+
 def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> bool:
     """Take a due (or abandoned) operation for this worker; False if another worker did.
 
     A compare-and-set on the value this worker read, so exactly one of several workers
-    that read the same row wins.
+    that read the same row wins.  (Where the database has ``SKIP LOCKED``,
+    :func:`claim_due_operations` takes whole batches instead.)
     """
     now = now or timezone.now()
-    hold_until = now + dt.timedelta(seconds=TAKE_SECONDS)
+    hold_until = now + dt.timedelta(seconds=_hold_seconds())
     rows = RemoteOperation.objects.filter(pk=operation.pk, state=operation.state)
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
         due_by = now + dt.timedelta(seconds=EARLY_TOLERANCE_SECONDS)
@@ -114,7 +146,7 @@ def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> b
             next_attempt_at=hold_until
         )
     elif operation.state == RemoteOperation.IN_PROGRESS:
-        abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
+        abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
         if operation.claimed_until is None or operation.claimed_until >= abandoned_before:
             return False
         taken = rows.filter(claimed_until=operation.claimed_until).update(
@@ -127,19 +159,104 @@ def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> b
     return bool(taken)
 
 
+def _skip_locked() -> bool:
+    connection = connections[router.db_for_write(RemoteOperation)]
+    return bool(connection.features.has_select_for_update_skip_locked)
+
+
+def claim_due_operations(
+    limit: int = 100, *, pk: int | None = None, early: float = 0
+) -> list[Taken]:
+    """Take up to ``limit`` due operations (only ``pk``, if given) for this worker.
+
+    On PostgreSQL one short transaction selects them ``FOR UPDATE SKIP LOCKED`` (rows
+    another worker is claiming are passed over, not waited for) and marks them held for
+    ``WORKER_HOLD_SECONDS``; elsewhere each is taken by a compare-and-set.  Either way one
+    due operation is taken by one worker.
+    """
+    now = timezone.now()
+    due = RemoteOperation.objects.filter(_due(now, early))
+    if pk is not None:
+        due = due.filter(pk=pk)
+    if not _skip_locked():
+        taken = []
+        for operation in due.order_by("next_attempt_at", "pk")[:limit]:
+            crashed = operation.state == RemoteOperation.IN_PROGRESS
+            if take_due(operation, now=now):
+                taken.append(Taken(operation, crashed))
+        return taken
+    hold_until = now + dt.timedelta(seconds=_hold_seconds())
+    with transaction.atomic(using=router.db_for_write(RemoteOperation)):
+        rows = list(
+            due.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
+        )
+        if rows:
+            RemoteOperation.objects.filter(pk__in=[row.pk for row in rows]).update(
+                state=RemoteOperation.RETRY_SCHEDULED,
+                claimed_until=None,
+                next_attempt_at=hold_until,
+            )
+    taken = []
+    for row in rows:
+        taken.append(Taken(row, row.state == RemoteOperation.IN_PROGRESS))
+        row.state, row.claimed_until = RemoteOperation.RETRY_SCHEDULED, None
+        row.next_attempt_at = hold_until
+    return taken
+
+
+def _still_ours(operation: RemoteOperation) -> bool:
+    """Whether this worker's hold on ``operation`` still stands (re-taken if it is close to
+    running out, so a worker that took it after the hold cannot run it as well)."""
+    held_until = operation.next_attempt_at
+    if held_until is None:
+        return False
+    now = timezone.now()
+    if now + dt.timedelta(seconds=_hold_seconds() / 2) < held_until:
+        return True  # well inside the hold: nobody else may take it
+    renewed = now + dt.timedelta(seconds=_hold_seconds())
+    if RemoteOperation.objects.filter(
+        pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
+    ).update(next_attempt_at=renewed):
+        operation.next_attempt_at = renewed
+        return True
+    return False
+
+
+def _run_taken(taken: Taken) -> bool:
+    """Attempt a taken operation; True if this worker attempted it."""
+    operation = taken.operation
+    if not _still_ours(operation):
+        logger.info("operation=%s outcome=taken_by_another_worker", operation.pk)
+        return False
+    held_until = operation.next_attempt_at
+    _attempt(operation)
+    if taken.taken_over:
+        # A crashed run's work that did not get going (its case still busy, say) is due
+        # again soon, not after a whole hold.
+        RemoteOperation.objects.filter(
+            pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
+        ).update(next_attempt_at=timezone.now() + dt.timedelta(seconds=_takeover_seconds()))
+    return True
+
+
 def run_operation_job(operation_id: int) -> bool:
     """The task job: attempt the operation if its retry is due.  Idempotent, takes an id.
 
-    Returns True when the operation is done (now or before).  An operation that is not due
-    (a newer retry was scheduled, or it is parked as failed) is left alone.
+    The row is taken the way ``align_worker`` takes it, so one due operation gets one
+    attempt however many task workers (or duplicated messages) run the job.  Returns True
+    when the operation is done (now or before).  An operation that is not due (a newer
+    retry was scheduled, it is parked as failed, or another worker has it) is left alone.
     """
-    operation = RemoteOperation.objects.filter(pk=operation_id).first()
+    operation = RemoteOperation.objects.filter(pk=operation_id).only("state").first()
     if operation is None or operation.state == RemoteOperation.SUCCEEDED:
         return True
-    if not take_due(operation):
+    taken = claim_due_operations(1, pk=operation_id, early=EARLY_TOLERANCE_SECONDS)
+    if not taken:
         logger.info("operation=%s job=skipped state=%s", operation_id, operation.state)
         return False
-    return _attempt(operation)
+    if not _run_taken(taken[0]):
+        return False
+    return RemoteOperation.objects.filter(pk=operation_id, state=RemoteOperation.SUCCEEDED).exists()
 
 
 def _attempt(operation: RemoteOperation, *, user: Any = None) -> bool:
@@ -158,29 +275,19 @@ def _attempt(operation: RemoteOperation, *, user: Any = None) -> bool:
 
 
 def due_operations(limit: int = 100) -> list[RemoteOperation]:
-    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first."""
-    now = timezone.now()
-    abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
-    return list(
-        RemoteOperation.objects.filter(
-            Q(state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at__lte=now)
-            | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
-        ).order_by("next_attempt_at", "pk")[:limit]
-    )
+    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first
+    (a read: nothing is taken)."""
+    due = RemoteOperation.objects.filter(_due(timezone.now()))
+    return list(due.order_by("next_attempt_at", "pk")[:limit])
 
 
 def run_due_operations(limit: int = 100) -> int:
-    """Attempt every operation whose retry is due; returns how many this worker attempted.
+    """Attempt up to ``limit`` due operations; returns how many this worker attempted.
 
-    Safe with any number of workers at once: each operation is taken by one of them.
+    Safe with any number of workers at once, on any number of machines: each due
+    operation is taken by one of them (:func:`claim_due_operations`).
     """
-    attempted = 0
-    for operation in due_operations(limit):
-        if not take_due(operation):
-            continue  # another worker has it
-        attempted += 1
-        _attempt(operation)
-    return attempted
+    return sum(_run_taken(taken) for taken in claim_due_operations(limit))
 
 
 def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:

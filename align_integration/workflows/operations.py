@@ -26,7 +26,10 @@ from align_integration.models import CaseEvent, RemoteOperation
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record, redact
 
-CLAIM_SECONDS = 120
+
+def claim_seconds() -> int:
+    """How long one run holds an operation (``OPERATION_CLAIM_SECONDS``)."""
+    return int(get_setting("OPERATION_CLAIM_SECONDS"))
 
 
 class OperationFailed(Exception):
@@ -86,7 +89,7 @@ def _claim(operation: RemoteOperation) -> bool:
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .exclude(state=RemoteOperation.SUCCEEDED)
         .update(
-            claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+            claimed_until=now + dt.timedelta(seconds=claim_seconds()),
             state=RemoteOperation.IN_PROGRESS,
         )
     )
