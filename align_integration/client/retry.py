@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import random
+from collections.abc import Collection
 from typing import Any
 
 from urllib3.exceptions import MaxRetryError, ResponseError
@@ -60,6 +61,7 @@ def requested_wait(header: str) -> float | None:
 
 def build_retry(
     *,
+    statuses: Collection[int] = RETRY_STATUSES,
     total: int = 3,
     backoff_factor: float = 0.5,
     backoff_max: float = 10.0,
@@ -74,19 +76,26 @@ def build_retry(
         other=0,
         redirect=0,
         allowed_methods=None,  # every method: our POSTs are idempotent by key
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=frozenset(statuses),
         backoff_factor=backoff_factor,
         backoff_max=backoff_max,
         backoff_jitter=backoff_jitter,
-        respect_retry_after_header=True,
+        # urllib3 retries a 429/503 with Retry-After whatever the status list says: only
+        # when those are ours to retry.
+        respect_retry_after_header=bool({429, 503} & set(statuses)),
         retry_after_max=retry_after_max,
         raise_on_status=False,
         raise_on_redirect=False,
     )
 
 
-def retry_from_settings(service: dict[str, Any]) -> Retry:
+def retry_from_settings(
+    service: dict[str, Any], *, statuses: Collection[int] = RETRY_STATUSES
+) -> Retry:
+    """The in-request retry of ``service``'s settings; ``statuses``: the answers retried
+    (a caller that paces itself, like the batch commands, leaves 429 and 503 to itself)."""
     return build_retry(
+        statuses=statuses,
         total=int(service["RETRIES"]),
         backoff_factor=float(service["BACKOFF_FACTOR"]),
         backoff_max=float(service["BACKOFF_MAX"]),

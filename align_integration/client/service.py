@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from urllib3.util.retry import Retry
 
 from align_integration.client.errors import (
     AlignAuthenticationError,
@@ -28,12 +29,18 @@ from align_integration.conf import get_setting
 class AlignServiceClient:
     """HTTP client for the Align integration service."""
 
-    def __init__(self, service: dict[str, Any] | None = None, token_cache_alias: str = "") -> None:
+    def __init__(
+        self,
+        service: dict[str, Any] | None = None,
+        token_cache_alias: str = "",
+        *,
+        retry: Retry | None = None,
+    ) -> None:
         self.config = service or get_setting("SERVICE")
         self.paths: dict[str, str] = self.config["PATHS"]
         self.http = ServiceSession(
             self.config["BASE_URL"] or "http://align-service.invalid",
-            retry=retry_from_settings(self.config),
+            retry=retry or retry_from_settings(self.config),
             connect_timeout=float(self.config["CONNECT_TIMEOUT"]),
             read_timeout=float(self.config["READ_TIMEOUT"]),
             service_name="align",

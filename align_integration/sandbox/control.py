@@ -29,7 +29,7 @@ _SCAN_FIELDS = (
     "doctor_name",
     *_SCAN_INT_FIELDS,
 )
-_FAULT_FIELDS = ("call", "status", "retry_after", "delay", "drop", "times", "body")
+_FAULT_FIELDS = ("call", "status", "retry_after", "delay", "drop", "times", "body", "probability")
 
 
 def control_routes(sandbox: Sandbox) -> list[tuple[str, str, Handler]]:

@@ -1,13 +1,15 @@
 """Fault injection: the failures a test can ask the sandbox to stage, call by call.
 
-A :class:`Fault` applies to the next ``times`` requests of one call name (``None`` = forever).
-It can answer an error status (with ``Retry-After``) without acting, delay the answer, or
-drop the connection before acting, after acting (the ambiguous failure every client must
-survive), or half-way through the body.
+A :class:`Fault` applies to the next ``times`` requests of one call name (``None`` = forever),
+each with ``probability`` (1: every one).  It can answer an error status (with
+``Retry-After``) without acting, delay the answer, or drop the connection before acting,
+after acting (the ambiguous failure every client must survive), or half-way through the body.
+:class:`Capacity` answers 429 to requests beyond a number in flight at once.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,8 +55,11 @@ class Fault:
     drop: str | None = None
     times: int | None = 1
     body: Any = None
+    probability: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < float(self.probability) <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
         if self.call not in CALL_NAMES:
             raise ValueError(
                 f"unknown call name {self.call!r}; expected one of {', '.join(CALL_NAMES)}"
@@ -114,6 +119,8 @@ class FaultBook:
             for fault in self._faults:
                 if fault.call != call:
                     continue
+                if fault.probability < 1 and random.random() >= fault.probability:  # noqa: S311
+                    continue  # not this time; a later fault for the call may apply
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times == 0:
@@ -128,3 +135,34 @@ class FaultBook:
     def pending(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
+
+
+class Capacity:
+    """At most ``limit`` requests in flight at once (``None``: no limit); the ones beyond
+    are answered ``status`` with ``Retry-After`` without acting.  Counts what it refused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.limit: int | None = None
+        self.status = 429
+        self.retry_after: float | None = 1
+        self.in_flight = 0
+        self.refused = 0
+
+    def set(self, limit: int | None, status: int = 429, retry_after: float | None = 1) -> None:
+        with self._lock:
+            self.limit, self.status, self.retry_after = limit, status, retry_after
+            self.refused = 0
+
+    def enter(self) -> Fault | None:
+        """Take a place; ``None`` when taken, else the fault to answer with."""
+        with self._lock:
+            if self.limit is not None and self.in_flight >= self.limit:
+                self.refused += 1
+                return Fault("create_patient", status=self.status, retry_after=self.retry_after)
+            self.in_flight += 1
+            return None
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1

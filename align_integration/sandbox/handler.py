@@ -188,7 +188,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             at=time.time(),
         )
         sandbox.record(record)
-        outcome = self._answer(sandbox, route, call, request, params, record)
+        refused = sandbox.capacity.enter()
+        if refused is not None:  # over the number of requests in flight the sandbox takes
+            reply = refused.reply()
+            record.status, record.error = reply.status, "over capacity (injected fault)"
+            self._write(reply)
+            outcome = str(reply.status)
+        else:
+            try:
+                outcome = self._answer(sandbox, route, call, request, params, record)
+            finally:
+                sandbox.capacity.leave()
         logger.info(
             "call=%s method=%s path=%s status=%s duration_ms=%d",
             call,

@@ -22,7 +22,7 @@ from typing import Any
 
 from .align_service import AlignService, EventFactory
 from .callbacks import Outbox, new_callback_secret, signed_event
-from .faults import Fault, FaultBook
+from .faults import Capacity, Fault, FaultBook
 from .handler import Route, SandboxServer, build_routes
 from .itero import IteroLab
 from .wire import RecordedRequest
@@ -66,6 +66,7 @@ class Sandbox:
         self.callback_delay = callback_delay
         self.public_url = public_url
         self.faults_book = FaultBook()
+        self.capacity = Capacity()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._changed = threading.Condition(self._requests_lock)
@@ -146,6 +147,7 @@ class Sandbox:
         """Forget all state, faults and recorded requests; keep credentials and configuration."""
         self._generation += 1  # callbacks and notifications still pending are dropped
         self.faults_book.clear()
+        self.capacity.set(None)
         with self._requests_lock:
             self._requests.clear()
         self.align.reset()
@@ -213,16 +215,27 @@ class Sandbox:
         drop: str | None = None,
         times: int | None = 1,
         body: Any = None,
+        probability: float = 1.0,
     ) -> Fault:
         """Stage a failure for the next ``times`` requests of ``call`` (``None`` = forever).
 
         ``status``: answer it (JSON errors, or ``body``; ``Retry-After`` if given) without
         acting. ``delay``: sleep first. ``drop``: ``"before"`` closes the connection without
         acting, ``"after"`` acts then closes, ``"partial"`` sends half the body then closes.
+        ``probability``: apply it to that share of the requests only (a request it skips
+        may get a later fault of the same call).
         """
         return self.faults_book.add(
-            Fault(call, status, retry_after, float(delay or 0), drop, times, body)
+            Fault(call, status, retry_after, float(delay or 0), drop, times, body, probability)
         )
+
+    def limit_in_flight(
+        self, limit: int | None, *, status: int = 429, retry_after: float | None = 1
+    ) -> None:
+        """Answer ``status`` (with ``Retry-After``) to vendor requests beyond ``limit`` in
+        flight at once, without acting; ``None`` lifts the limit.  ``capacity.refused``
+        counts the refusals."""
+        self.capacity.set(limit, status, retry_after)
 
     def clear_faults(self) -> None:
         self.faults_book.clear()

@@ -120,6 +120,7 @@ def store_sales_order(
     order_table = quote(AlignOrder._meta.db_table)
     event_pk = _column(CallbackEvent, "pk", quote)
     order_pk = _column(AlignOrder, "pk", quote)
+    order_key = _columns(AlignOrder, ("case", "order_type", "sales_order_number"), quote)
     # Identifiers come from the models' _meta, quoted; every value is a parameter.
     sql = f"""
         WITH target AS (
@@ -134,8 +135,7 @@ def store_sales_order(
             INSERT INTO {order_table} ({_columns(AlignOrder, ORDER_COLUMNS, quote)})
             SELECT target.case_pk, {", ".join(["%s"] * (len(ORDER_COLUMNS) - 1))}
             FROM target, receipt
-            ON CONFLICT ({_columns(AlignOrder, ("case", "order_type", "sales_order_number"), quote)})
-            DO NOTHING
+            ON CONFLICT ({order_key}) DO NOTHING
             RETURNING {order_pk}
         )
         SELECT (SELECT case_pk FROM target), (SELECT {event_pk} FROM receipt),
