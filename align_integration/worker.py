@@ -35,6 +35,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
 from align_integration.workflows.callbacks.events import Reprocessed, reprocess
@@ -44,6 +45,8 @@ from align_integration.workflows.orders.flow import initiate_align_order
 from align_integration.workflows.orders.uploads import is_current, perform_upload
 
 logger = logging.getLogger("align_integration.worker")
+
+Client = AlignServiceClient | None
 
 #: A task may run this much before ``next_attempt_at`` (clocks of machines differ a little).
 EARLY_TOLERANCE_SECONDS = 2
@@ -55,12 +58,12 @@ CALLBACK_BACKOFF_SECONDS = 30
 
 
 # -- running one operation -------------------------------------------------------------------
-def _resume_order(operation: RemoteOperation, user: Any) -> bool:
+def _resume_order(operation: RemoteOperation, user: Any, client: Client) -> bool:
     """An order step: resume the whole order flow, which starts at the failed step."""
-    return initiate_align_order(user, operation.case).ok
+    return initiate_align_order(user, operation.case, client=client).ok
 
 
-def _resume_upload(operation: RemoteOperation, user: Any) -> bool:
+def _resume_upload(operation: RemoteOperation, user: Any, client: Client) -> bool:
     state = AlignCase.objects.filter(case_id=operation.case_id).first()
     order_sent = bool(state and state.order_sent)
     if not is_current(operation):
@@ -68,18 +71,19 @@ def _resume_upload(operation: RemoteOperation, user: Any) -> bool:
         _park(operation, "Superseded: the case's files changed; upload the current ones.")
         if order_sent:
             return False
-        return _resume_order(operation, user)
+        return _resume_order(operation, user, client)
     if order_sent:  # a re-upload for a case already sent (align_upload_assets): this step only
-        return perform_upload(operation, user=user).ok
-    return _resume_order(operation, user)
+        return perform_upload(operation, user=user, client=client).ok
+    return _resume_order(operation, user, client)
 
 
-def _resume_clincheck(operation: RemoteOperation, user: Any) -> bool:
-    return perform_clincheck(operation, user=user).ok
+def _resume_clincheck(operation: RemoteOperation, user: Any, client: Client) -> bool:
+    return perform_clincheck(operation, user=user, client=client).ok
 
 
-#: How each kind of operation is resumed; True when it is done.
-RESUME: dict[str, Callable[[RemoteOperation, Any], bool]] = {
+#: How each kind of operation is resumed (with the worker's client, or a new one when
+#: ``None``); True when it is done.
+RESUME: dict[str, Callable[[RemoteOperation, Any, Client], bool]] = {
     RemoteOperation.CREATE_PATIENT: _resume_order,
     RemoteOperation.CREATE_ORDER: _resume_order,
     RemoteOperation.UPLOAD_ASSETS: _resume_upload,
@@ -88,9 +92,11 @@ RESUME: dict[str, Callable[[RemoteOperation, Any], bool]] = {
 }
 
 
-def run_operation_now(operation: RemoteOperation, *, user: Any = None) -> bool:
+def run_operation_now(
+    operation: RemoteOperation, *, user: Any = None, client: Client = None
+) -> bool:
     """Attempt ``operation`` through its flow; True if it is done."""
-    return RESUME[operation.kind](operation, user)
+    return RESUME[operation.kind](operation, user, client)
 
 
 def _park(operation: RemoteOperation, reason: str) -> None:
@@ -222,14 +228,14 @@ def _still_ours(operation: RemoteOperation) -> bool:
     return False
 
 
-def _run_taken(taken: Taken) -> bool:
+def _run_taken(taken: Taken, client: Client = None) -> bool:
     """Attempt a taken operation; True if this worker attempted it."""
     operation = taken.operation
     if not _still_ours(operation):
         logger.info("operation=%s outcome=taken_by_another_worker", operation.pk)
         return False
     held_until = operation.next_attempt_at
-    _attempt(operation)
+    _attempt(operation, client=client)
     if taken.taken_over:
         # A crashed run's work that did not get going (its case still busy, say) is due
         # again soon, not after a whole hold.
@@ -259,9 +265,9 @@ def run_operation_job(operation_id: int) -> bool:
     return RemoteOperation.objects.filter(pk=operation_id, state=RemoteOperation.SUCCEEDED).exists()
 
 
-def _attempt(operation: RemoteOperation, *, user: Any = None) -> bool:
+def _attempt(operation: RemoteOperation, *, user: Any = None, client: Client = None) -> bool:
     try:
-        ok = run_operation_now(operation, user=user)
+        ok = run_operation_now(operation, user=user, client=client)
     except Exception:  # a bug or the database: the row is retried once its claim runs out
         logger.exception("operation=%s kind=%s outcome=error", operation.pk, operation.kind)
         return False
@@ -287,7 +293,14 @@ def run_due_operations(limit: int = 100) -> int:
     Safe with any number of workers at once, on any number of machines: each due
     operation is taken by one of them (:func:`claim_due_operations`).
     """
-    return sum(_run_taken(taken) for taken in claim_due_operations(limit))
+    taken = claim_due_operations(limit)
+    if not taken:
+        return 0
+    client = AlignServiceClient()  # one session (kept-alive connections) for the batch
+    try:
+        return sum(_run_taken(operation, client) for operation in taken)
+    finally:
+        client.close()
 
 
 def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:

@@ -81,11 +81,40 @@ def _serve_sandbox(conn: Any) -> None:
             with sandbox.align.lock:
                 sandbox.align.orders.extend(args[0])
             conn.send(None)
-        elif command == "latency":
-            sandbox.inject_fault("clincheck_accept", delay=args[0], times=None)
+        elif command == "latency":  # (delay, call="clincheck_accept")
+            sandbox.inject_fault(
+                args[1] if len(args) > 1 else "clincheck_accept", delay=args[0], times=None
+            )
+            conn.send(None)
+        elif command == "throttle":  # (probability, retry_after, capacity): before latency
+            probability, retry_after, capacity = args
+            sandbox.clear_faults()
+            sandbox.inject_fault(
+                "clincheck_accept",
+                status=429,
+                retry_after=retry_after,
+                probability=probability,
+                times=None,
+            )
+            sandbox.limit_in_flight(capacity, retry_after=retry_after)
+            conn.send(None)
+        elif command == "unthrottle":
+            sandbox.clear_faults()
+            sandbox.limit_in_flight(None)
             conn.send(None)
         elif command == "accepts":
             conn.send([(c.form or {}).get("caseId") for c in sandbox.calls("clincheck_accept")])
+        elif command == "calls":  # (call,) -> [(caseId, status, idempotency key)]
+            conn.send(
+                [
+                    ((c.form or c.json or {}).get("caseId"), c.status, c.idempotency_key)
+                    for c in sandbox.calls(args[0])
+                ]
+            )
+        elif command == "count":
+            conn.send(sandbox.count(args[0]))
+        elif command == "counts":  # patients and orders the service holds
+            conn.send((len(sandbox.patients), len(sandbox.orders)))
         else:
             sandbox.stop()
             conn.send(None)
