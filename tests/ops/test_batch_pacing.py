@@ -59,8 +59,8 @@ def test_aimd_never_goes_below_the_floor() -> None:
 
 def test_fixed_concurrency_keeps_its_limit() -> None:
     limit = AimdLimit(32, factor=1.0)
-    limit.throttled(limit.start())
-    assert limit.allowed == 32
+    assert limit.throttled(limit.start()) is False
+    assert limit.allowed == 32 and limit.slowdowns == 0
 
 
 def test_throttle_wait_is_what_the_service_asked_else_doubling() -> None:

@@ -82,8 +82,8 @@ class AimdLimit:
         Requests sent before the last decrease were sent at the old pace: their throttles
         are the same congestion, already answered.
         """
-        if number < self._round_start:
-            return False
+        if number < self._round_start or self.factor >= 1:
+            return False  # the same congestion, already answered; or a fixed limit
         self.limit = max(self.floor, int(self.limit * self.factor))
         self._round_start = self._started
         self._successes = 0
