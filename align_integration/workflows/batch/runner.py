@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from align_integration.adapters import get_adapter
 from align_integration.client.errors import AlignError
@@ -235,6 +235,20 @@ def process_row(
     return outcome
 
 
+def _drop_broken_connections() -> None:
+    """Close this thread's database connections that broke (the next query reconnects).
+
+    Unlike ``close_old_connections`` this keeps a healthy connection whatever
+    ``CONN_MAX_AGE`` says: with the default 0 that would reconnect for every row.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
+
+
 class _RowQueue:
     """Rows to work on, and throttled rows waiting for their time; shared by the threads.
 
@@ -422,7 +436,7 @@ class BatchRunner:
         try:
             while (item := rows.take(self.stop)) is not None:
                 if own_connections:
-                    close_old_connections()
+                    _drop_broken_connections()
                 retry = None
                 try:
                     retry = self._run_one(*item, client)
