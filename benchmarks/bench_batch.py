@@ -16,7 +16,8 @@ fewer 429s than the fixed run.
 The sandbox runs in a process of its own, as the real service runs on another machine: its
 work does not compete with the measured code for this process's interpreter.  The database
 is PostgreSQL, one of the benchmark's own (``BENCH_DATABASE_URL``, default
-``align_bench_batch``, dropped and made anew).  Prints a table: wall time, rows per second, remote
+``align_bench_batch``, dropped and made anew), or ``BENCH_DATABASE_URL=sqlite``: a SQLite
+file in a temporary folder (WAL, immediate transactions), as the first runs used.  Prints a table: wall time, rows per second, remote
 calls, and the speed-up; then a re-run of the command, which must make no remote call.
 """
 
@@ -139,17 +140,28 @@ def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
     import psycopg
     from django.conf import settings
 
-    config = dj_database_url.parse(database_url)
-    admin = psycopg.connect(
-        host=config["HOST"],
-        port=config["PORT"] or 5432,
-        user=config["USER"],
-        dbname="postgres",
-        autocommit=True,
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
-    admin.close()
+    if database_url == "sqlite":  # a file in the temporary folder, as the first runs used
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(folder / "bench.sqlite3"),
+            "OPTIONS": {
+                "timeout": 60,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    else:
+        database = dj_database_url.parse(database_url)
+        admin = psycopg.connect(
+            host=database["HOST"],
+            port=database["PORT"] or 5432,
+            user=database["USER"],
+            dbname="postgres",
+            autocommit=True,
+        )
+        admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
+        admin.close()
 
     settings.configure(
         DEBUG=False,
@@ -164,7 +176,7 @@ def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
             "align_integration",
             "tests.testapp",
         ],
-        DATABASES={"default": dj_database_url.parse(database_url)},
+        DATABASES={"default": database},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         MEDIA_ROOT=str(folder / "media"),
         ALIGN_INTEGRATION_CASE_MODEL="testapp.Case",

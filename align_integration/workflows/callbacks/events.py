@@ -140,7 +140,8 @@ def ingest(
     """
     if fastpath.applies(parsed):
         try:
-            fast = fastpath.store_sales_order(webhook_id, parsed, body, headers)
+            with _contained():
+                fast = fastpath.store_sales_order(webhook_id, parsed, body, headers)
         except Exception:  # e.g. a case deleted meanwhile: the general path records it
             logger.warning("callback type=%s fastpath=failed", parsed.event_type, exc_info=True)
             fast = None
