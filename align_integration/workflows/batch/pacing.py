@@ -9,6 +9,8 @@
   request) a further throttle also pauses new requests for the time the service asked.
 - :class:`RateLimiter`: ``--rate``, an optional ceiling of requests started per second.
 - :func:`throttle_wait`: how long a throttled row waits before it is tried again.
+- :func:`batch_client` leaves 429 and 503 to this pacing (no in-request retry of them);
+  :class:`ThrottleWatch` wraps a thread's client to see them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from align_integration.client.errors import AlignError
+from align_integration.client.retry import RETRY_STATUSES, retry_from_settings
+from align_integration.client.service import AlignServiceClient
+from align_integration.conf import get_setting
+
+#: Answers that mean "slow down": the batch paces itself on them instead of retrying inside
+#: the request.
+THROTTLE_STATUSES = frozenset({429, 503})
 
 #: A throttled row is tried again this many times within the run, then reported failed
 #: with its background retry.  Each try is an attempt of the row's operation; this many
@@ -151,3 +163,33 @@ class RateLimiter:
         if delay > 0:
             return not stop.wait(delay)
         return not stop.is_set()
+
+
+def batch_client() -> AlignServiceClient:
+    """A client whose in-request retries leave 429 and 503 to the batch's pacing."""
+    statuses = RETRY_STATUSES - THROTTLE_STATUSES
+    return AlignServiceClient(retry=retry_from_settings(get_setting("SERVICE"), statuses=statuses))
+
+
+class ThrottleWatch:
+    """The thread's client, noting the last "slow down" answer (429, 503, ``Retry-After``)
+    that any of its calls raised."""
+
+    def __init__(self, client: AlignServiceClient) -> None:
+        self._client = client
+        self.throttle: AlignError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._client, name)
+        if name.startswith("_") or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except AlignError as error:
+                if error.status_code in THROTTLE_STATUSES or error.retry_after is not None:
+                    self.throttle = error
+                raise
+
+        return call

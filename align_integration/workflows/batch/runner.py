@@ -19,12 +19,10 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -33,9 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from align_integration.adapters import get_adapter
 from align_integration.client.errors import AlignError
-from align_integration.client.retry import RETRY_STATUSES, retry_from_settings
 from align_integration.client.service import AlignServiceClient
-from align_integration.conf import get_setting
 from align_integration.workflows.batch.actions import (
     ALREADY_DONE,
     DUPLICATE,
@@ -52,17 +48,16 @@ from align_integration.workflows.batch.pacing import (
     AimdLimit,
     InFlightGate,
     RateLimiter,
+    ThrottleWatch,
+    batch_client,
     throttle_wait,
 )
 from align_integration.workflows.batch.rows import InputRow
+from align_integration.workflows.batch.worklist import RowQueue, drop_broken_connections
 
 logger = logging.getLogger("align_integration.batch")
 
 DEFAULT_CONCURRENCY = 4
-#: Answers that mean "slow down": the batch paces itself on them instead of retrying inside
-#: the request.
-THROTTLE_STATUSES = frozenset({429, 503})
-
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "AimdLimit",
@@ -137,36 +132,6 @@ class BatchReport:
         )
 
 
-def batch_client() -> AlignServiceClient:
-    """A client whose in-request retries leave 429 and 503 to the batch's pacing."""
-    statuses = RETRY_STATUSES - THROTTLE_STATUSES
-    return AlignServiceClient(retry=retry_from_settings(get_setting("SERVICE"), statuses=statuses))
-
-
-class _ThrottleWatch:
-    """The thread's client, noting the last "slow down" answer (429, 503, ``Retry-After``)
-    that any of its calls raised."""
-
-    def __init__(self, client: AlignServiceClient) -> None:
-        self._client = client
-        self.throttle: AlignError | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._client, name)
-        if name.startswith("_") or not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return value(*args, **kwargs)
-            except AlignError as error:
-                if error.status_code in THROTTLE_STATUSES or error.retry_after is not None:
-                    self.throttle = error
-                raise
-
-        return call
-
-
 @dataclass
 class Pacing:
     """What paces a batch's requests: the in-flight gate and the optional rate ceiling."""
@@ -220,7 +185,7 @@ def process_row(
     number = pacing.gate.enter(stop)
     if number is None:
         return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
-    watch = client if isinstance(client, _ThrottleWatch) else None
+    watch = client if isinstance(client, ThrottleWatch) else None
     if watch is not None:
         watch.throttle = None
     throttle: AlignError | None = None
@@ -233,60 +198,6 @@ def process_row(
     if throttle is not None and outcome.failed:
         return replace(outcome, throttled=True, retry_after=throttle.retry_after)
     return outcome
-
-
-def _drop_broken_connections() -> None:
-    """Close this thread's database connections that broke (the next query reconnects).
-
-    Unlike ``close_old_connections`` this keeps a healthy connection whatever
-    ``CONN_MAX_AGE`` says: with the default 0 that would reconnect for every row.
-    """
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and connection.errors_occurred:
-            if connection.is_usable():
-                connection.errors_occurred = False
-            else:
-                connection.close()
-
-
-class _RowQueue:
-    """Rows to work on, and throttled rows waiting for their time; shared by the threads.
-
-    :meth:`take` blocks while only waiting rows are left; ``None`` when all are done.
-    """
-
-    def __init__(self, work: list[tuple[int, InputRow]]) -> None:
-        self._ready: deque[tuple[int, InputRow, int]] = deque((i, r, 0) for i, r in work)
-        self._later: list[tuple[float, int, InputRow, int]] = []
-        self._active = 0
-        self._condition = threading.Condition()
-
-    def take(self, stop: threading.Event) -> tuple[int, InputRow, int] | None:
-        with self._condition:
-            while not stop.is_set():
-                now = time.monotonic()
-                while self._later and self._later[0][0] <= now:
-                    _, index, row, tries = heapq.heappop(self._later)
-                    self._ready.appendleft((index, row, tries))  # before rows not yet tried
-                if self._ready:
-                    self._active += 1
-                    return self._ready.popleft()
-                if not self._later and not self._active:
-                    return None
-                wait = self._later[0][0] - now if self._later else 0.5
-                self._condition.wait(timeout=min(max(wait, 0.01), 0.5))
-            return None
-
-    def done(self, retry: tuple[float, int, InputRow, int] | None = None) -> None:
-        with self._condition:
-            self._active -= 1
-            if retry is not None:
-                heapq.heappush(self._later, retry)
-            self._condition.notify_all()
-
-    def leftover(self) -> list[tuple[int, InputRow]]:
-        with self._condition:
-            return [(i, r) for i, r, _ in self._ready] + [(i, r) for _, i, r, _ in self._later]
 
 
 ResultCallback = Callable[[RowResult], None]
@@ -399,7 +310,7 @@ class BatchRunner:
                 seen[row.key] = row.line
                 work.append((index, row))
         previous = self._install_signal_handler()
-        rows = _RowQueue(work)
+        rows = RowQueue(work)
         try:
             threads = self.concurrency if self.threads_allowed() and len(work) > 1 else 0
             self._run_rows(rows, threads)
@@ -431,12 +342,12 @@ class BatchRunner:
             return False
         return True
 
-    def _work_through(self, rows: _RowQueue, *, own_connections: bool) -> None:
-        client = cast(AlignServiceClient, _ThrottleWatch(self.client_factory()))
+    def _work_through(self, rows: RowQueue, *, own_connections: bool) -> None:
+        client = cast(AlignServiceClient, ThrottleWatch(self.client_factory()))
         try:
             while (item := rows.take(self.stop)) is not None:
                 if own_connections:
-                    _drop_broken_connections()
+                    drop_broken_connections()
                 retry = None
                 try:
                     retry = self._run_one(*item, client)
@@ -447,7 +358,7 @@ class BatchRunner:
             if own_connections:
                 connections.close_all()  # this thread's connections only
 
-    def _run_rows(self, rows: _RowQueue, threads: int) -> None:
+    def _run_rows(self, rows: RowQueue, threads: int) -> None:
         """Work through ``rows`` in this thread (``threads`` 0) or in worker threads."""
         if not threads:
             self._work_through(rows, own_connections=False)
