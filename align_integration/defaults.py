@@ -74,8 +74,6 @@ DEFAULTS: dict[str, Any] = {
     "PRIMARY_ORDER_TYPE": "IAS",
     # Minimum number of STL assets before a case can be sent.
     "MIN_STL_FILES": 2,
-    # How long one initiate-order run holds its claim on a case (seconds).
-    "CASE_LEASE_SECONDS": 300,
     # Background retries of remote operations.
     "OPERATION_MAX_ATTEMPTS": 8,
     "OPERATION_BACKOFF_BASE": 30,
@@ -90,6 +88,15 @@ DEFAULTS: dict[str, Any] = {
     # PROVIDER_ACTION_WINDOW seconds (counted in the TOKEN_CACHE alias); 0 switches it off.
     "PROVIDER_ACTION_LIMIT": 10,
     "PROVIDER_ACTION_WINDOW": 600,
+    # How long one run of a remote operation holds it (seconds); a send to Align holds its
+    # case as long, renewed at each step.  Longer than one call with its in-request retries.
+    "OPERATION_CLAIM_SECONDS": 120,
+    # A run whose claim ran out this long ago crashed: another worker takes its operation
+    # (and the case) over.  Claim + takeover is the longest a crashed run's work waits.
+    "OPERATION_TAKEOVER_SECONDS": 30,
+    # How long a worker holds the due operations it claimed in one batch before it gets to
+    # them; once past, another worker may take the ones it has not started.
+    "WORKER_HOLD_SECONDS": 300,
     # Acceptance screenshots (data URLs from html2canvas).
     "SCREENSHOT_MAX_BYTES": 5 * 1024 * 1024,
     "SCREENSHOT_MAX_PIXELS": 25_000_000,

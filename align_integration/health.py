@@ -140,9 +140,13 @@ def check_backlog() -> str:
         due = due_operations(limit=BACKLOG_COUNT_LIMIT)
         failed = RemoteOperation.objects.filter(state=RemoteOperation.FAILED).count()
         callbacks = CallbackEvent.objects.filter(state=CallbackEvent.FAILED).count()
+        unmatched = CallbackEvent.objects.filter(state=CallbackEvent.UNMATCHED).count()
     except Exception as error:
         raise CheckFailed(f"database: {describe_error(error)}") from None
-    parked = f"{failed} parked as failed, {callbacks} callbacks failed"
+    parked = (
+        f"{failed} parked as failed, {callbacks} callbacks failed, {unmatched} callbacks "
+        "unmatched (their case is not known yet)"
+    )
     if not due:
         return f"nothing overdue; operations: {parked}"
     count = f"{len(due)}+" if len(due) >= BACKLOG_COUNT_LIMIT else str(len(due))

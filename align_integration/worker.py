@@ -10,10 +10,17 @@ that can defer is configured, a Django task) picks it up.  Jobs are plain idempo
 functions taking ids.
 
 Several workers (``align_worker`` on several machines, task workers) may look at the same
-operation at once.  Before running one, a worker *takes* it with a conditional UPDATE that
-moves ``next_attempt_at`` forward, compared against the value it read: only one worker's
-UPDATE matches, so one due retry is attempted once.  ``run_operation`` then claims the row
-as usual (``workflows.operations._claim``), which keeps a worker and a web request apart.
+operation at once.  A worker *takes* due operations before running them: on PostgreSQL a
+batch at a time, ``SELECT … FOR UPDATE SKIP LOCKED`` in a short transaction that moves
+their ``next_attempt_at`` forward (a hold); elsewhere one at a time by a compare-and-set
+on the value read.  Only one worker takes a row, so one due retry is attempted once.
+``run_operation`` then claims the row as usual (``workflows.operations._claim``), which
+keeps a worker and a web request apart.
+
+A run that dies mid-call leaves its operation ``in_progress``; once its claim
+(``OPERATION_CLAIM_SECONDS``) has run out for ``OPERATION_TAKEOVER_SECONDS`` another worker
+takes it over and runs it at once (the case's lease runs out with the claim), reconciling
+with Align first, so nothing is done twice.
 
 While outbound traffic is paused (switch ``align-outbound-paused``) nothing due is taken:
 operations keep their ``next_attempt_at`` and attempts, iTero work waits, and all of it
@@ -29,13 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
 from align_integration.outbound import OutboundPaused, ensure_outbound_allowed, outbound_paused
-from align_integration.workflows.callbacks.events import reprocess
+from align_integration.workflows.callbacks.events import Reprocessed, reprocess
 from align_integration.workflows.clincheck.review import perform_clincheck
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.orders.auto_send import run_auto_send
@@ -44,10 +53,8 @@ from align_integration.workflows.orders.uploads import is_current, perform_uploa
 
 logger = logging.getLogger("align_integration.worker")
 
-#: How long a worker's hold on a due operation lasts before another worker may take it.
-TAKE_SECONDS = 300
-#: An ``in_progress`` operation whose claim ran out this long ago was abandoned (a crash).
-ABANDONED_AFTER_SECONDS = 60
+Client = AlignServiceClient | None
+
 #: A task may run this much before ``next_attempt_at`` (clocks of machines differ a little).
 EARLY_TOLERANCE_SECONDS = 2
 #: Stored callbacks still ``received`` after this long were never processed (a crash).
@@ -58,12 +65,12 @@ CALLBACK_BACKOFF_SECONDS = 30
 
 
 # -- running one operation -------------------------------------------------------------------
-def _resume_order(operation: RemoteOperation, user: Any) -> bool:
+def _resume_order(operation: RemoteOperation, user: Any, client: Client) -> bool:
     """An order step: resume the whole order flow, which starts at the failed step."""
-    return initiate_align_order(user, operation.case).ok
+    return initiate_align_order(user, operation.case, client=client).ok
 
 
-def _resume_upload(operation: RemoteOperation, user: Any) -> bool:
+def _resume_upload(operation: RemoteOperation, user: Any, client: Client) -> bool:
     state = AlignCase.objects.filter(case_id=operation.case_id).first()
     order_sent = bool(state and state.order_sent)
     if not is_current(operation):
@@ -71,30 +78,37 @@ def _resume_upload(operation: RemoteOperation, user: Any) -> bool:
         _park(operation, "Superseded: the case's files changed; upload the current ones.")
         if order_sent:
             return False
-        return _resume_order(operation, user)
+        return _resume_order(operation, user, client)
     if order_sent:  # a re-upload for a case already sent (align_upload_assets): this step only
-        return perform_upload(operation, user=user).ok
-    return _resume_order(operation, user)
+        return perform_upload(operation, user=user, client=client).ok
+    return _resume_order(operation, user, client)
 
 
-def _resume_clincheck(operation: RemoteOperation, user: Any) -> bool:
-    return perform_clincheck(operation, user=user).ok
+def _resume_clincheck(operation: RemoteOperation, user: Any, client: Client) -> bool:
+    return perform_clincheck(operation, user=user, client=client).ok
 
 
-#: How each kind of operation is resumed; True when it is done.
-RESUME: dict[str, Callable[[RemoteOperation, Any], bool]] = {
+def _send_automatically(operation: RemoteOperation, user: Any, client: Client) -> bool:
+    return run_auto_send(operation)
+
+
+#: How each kind of operation is resumed (with the worker's client, or a new one when
+#: ``None``); True when it is done.
+RESUME: dict[str, Callable[[RemoteOperation, Any, Client], bool]] = {
     RemoteOperation.CREATE_PATIENT: _resume_order,
     RemoteOperation.CREATE_ORDER: _resume_order,
     RemoteOperation.UPLOAD_ASSETS: _resume_upload,
     RemoteOperation.CLINCHECK_ACCEPT: _resume_clincheck,
     RemoteOperation.CLINCHECK_REVISE: _resume_clincheck,
-    RemoteOperation.AUTO_SEND: lambda operation, user: run_auto_send(operation),
+    RemoteOperation.AUTO_SEND: _send_automatically,
 }
 
 
-def run_operation_now(operation: RemoteOperation, *, user: Any = None) -> bool:
+def run_operation_now(
+    operation: RemoteOperation, *, user: Any = None, client: Client = None
+) -> bool:
     """Attempt ``operation`` through its flow; True if it is done."""
-    return RESUME[operation.kind](operation, user)
+    return RESUME[operation.kind](operation, user, client)
 
 
 def _park(operation: RemoteOperation, reason: str) -> None:
@@ -105,14 +119,42 @@ def _park(operation: RemoteOperation, reason: str) -> None:
     logger.info("operation=%s outcome=parked", operation.pk)
 
 
+def _hold_seconds() -> int:
+    return int(get_setting("WORKER_HOLD_SECONDS"))
+
+
+def _takeover_seconds() -> int:
+    return int(get_setting("OPERATION_TAKEOVER_SECONDS"))
+
+
+def _due(now: dt.datetime, early: float = 0) -> Q:
+    """Retries due (``early`` seconds ahead allowed) and runs whose claim ran out more than
+    ``OPERATION_TAKEOVER_SECONDS`` ago (the process running them died)."""
+    abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
+    return Q(
+        state=RemoteOperation.RETRY_SCHEDULED,
+        next_attempt_at__lte=now + dt.timedelta(seconds=early),
+    ) | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
+
+
+@dataclass
+class Taken:
+    """A due operation this worker holds until ``operation.next_attempt_at``;
+    ``taken_over``: it was a crashed run's."""
+
+    operation: RemoteOperation
+    taken_over: bool
+
+
 def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> bool:
     """Take a due (or abandoned) operation for this worker; False if another worker did.
 
     A compare-and-set on the value this worker read, so exactly one of several workers
-    that read the same row wins.
+    that read the same row wins.  (Where the database has ``SKIP LOCKED``,
+    :func:`claim_due_operations` takes whole batches instead.)
     """
     now = now or timezone.now()
-    hold_until = now + dt.timedelta(seconds=TAKE_SECONDS)
+    hold_until = now + dt.timedelta(seconds=_hold_seconds())
     rows = RemoteOperation.objects.filter(pk=operation.pk, state=operation.state)
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
         due_by = now + dt.timedelta(seconds=EARLY_TOLERANCE_SECONDS)
@@ -122,7 +164,7 @@ def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> b
             next_attempt_at=hold_until
         )
     elif operation.state == RemoteOperation.IN_PROGRESS:
-        abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
+        abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
         if operation.claimed_until is None or operation.claimed_until >= abandoned_before:
             return False
         taken = rows.filter(claimed_until=operation.claimed_until).update(
@@ -135,36 +177,117 @@ def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> b
     return bool(taken)
 
 
+def _skip_locked() -> bool:
+    connection = connections[router.db_for_write(RemoteOperation)]
+    return bool(connection.features.has_select_for_update_skip_locked)
+
+
+def claim_due_operations(
+    limit: int = 100, *, pk: int | None = None, early: float = 0
+) -> list[Taken]:
+    """Take up to ``limit`` due operations (only ``pk``, if given) for this worker.
+
+    On PostgreSQL one short transaction selects them ``FOR UPDATE SKIP LOCKED`` (rows
+    another worker is claiming are passed over, not waited for) and marks them held for
+    ``WORKER_HOLD_SECONDS``; elsewhere each is taken by a compare-and-set.  Either way one
+    due operation is taken by one worker.
+    """
+    now = timezone.now()
+    due = RemoteOperation.objects.filter(_due(now, early))
+    if pk is not None:
+        due = due.filter(pk=pk)
+    if not _skip_locked():
+        taken = []
+        for operation in due.order_by("next_attempt_at", "pk")[:limit]:
+            crashed = operation.state == RemoteOperation.IN_PROGRESS
+            if take_due(operation, now=now):
+                taken.append(Taken(operation, crashed))
+        return taken
+    hold_until = now + dt.timedelta(seconds=_hold_seconds())
+    with transaction.atomic(using=router.db_for_write(RemoteOperation)):
+        rows = list(
+            due.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
+        )
+        if rows:
+            RemoteOperation.objects.filter(pk__in=[row.pk for row in rows]).update(
+                state=RemoteOperation.RETRY_SCHEDULED,
+                claimed_until=None,
+                next_attempt_at=hold_until,
+            )
+    taken = []
+    for row in rows:
+        taken.append(Taken(row, row.state == RemoteOperation.IN_PROGRESS))
+        row.state, row.claimed_until = RemoteOperation.RETRY_SCHEDULED, None
+        row.next_attempt_at = hold_until
+    return taken
+
+
+def _still_ours(operation: RemoteOperation) -> bool:
+    """Whether this worker's hold on ``operation`` still stands (re-taken if it is close to
+    running out, so a worker that took it after the hold cannot run it as well)."""
+    held_until = operation.next_attempt_at
+    if held_until is None:
+        return False
+    now = timezone.now()
+    if now + dt.timedelta(seconds=_hold_seconds() / 2) < held_until:
+        return True  # well inside the hold: nobody else may take it
+    renewed = now + dt.timedelta(seconds=_hold_seconds())
+    if RemoteOperation.objects.filter(
+        pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
+    ).update(next_attempt_at=renewed):
+        operation.next_attempt_at = renewed
+        return True
+    return False
+
+
+def _run_taken(taken: Taken, client: Client = None) -> bool:
+    """Attempt a taken operation; True if this worker attempted it."""
+    operation = taken.operation
+    if not _still_ours(operation):
+        logger.info("operation=%s outcome=taken_by_another_worker", operation.pk)
+        return False
+    held_until = operation.next_attempt_at
+    _attempt(operation, client=client)
+    if taken.taken_over:
+        # A crashed run's work that did not get going (its case still busy, say) is due
+        # again soon, not after a whole hold.
+        RemoteOperation.objects.filter(
+            pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
+        ).update(next_attempt_at=timezone.now() + dt.timedelta(seconds=_takeover_seconds()))
+    return True
+
+
 def run_operation_job(operation_id: int) -> bool:
     """The task job: attempt the operation if its retry is due.  Idempotent, takes an id.
 
-    Returns True when the operation is done (now or before).  An operation that is not due
-    (a newer retry was scheduled, or it is parked as failed) is left alone.
+    The row is taken the way ``align_worker`` takes it, so one due operation gets one
+    attempt however many task workers (or duplicated messages) run the job.  Returns True
+    when the operation is done (now or before).  An operation that is not due (a newer
+    retry was scheduled, it is parked as failed, or another worker has it) is left alone.
     """
-    operation = RemoteOperation.objects.filter(pk=operation_id).first()
+    operation = RemoteOperation.objects.filter(pk=operation_id).only("state").first()
     if operation is None or operation.state == RemoteOperation.SUCCEEDED:
         return True
     if outbound_paused():  # left due: align_worker (or a later task) runs it afterwards
         logger.info("operation=%s job=paused", operation_id)
         return False
-    due_at = operation.next_attempt_at
-    if not take_due(operation):
+    taken = claim_due_operations(1, pk=operation_id, early=EARLY_TOLERANCE_SECONDS)
+    if not taken:
         logger.info("operation=%s job=skipped state=%s", operation_id, operation.state)
         return False
-    return _attempt(operation, due_at=due_at)
+    if not _run_taken(taken[0]):
+        return False
+    return RemoteOperation.objects.filter(pk=operation_id, state=RemoteOperation.SUCCEEDED).exists()
 
 
-def _attempt(
-    operation: RemoteOperation, *, user: Any = None, due_at: dt.datetime | None = None
-) -> bool:
+def _attempt(operation: RemoteOperation, *, user: Any = None, client: Client = None) -> bool:
     try:
-        ok = run_operation_now(operation, user=user)
+        ok = run_operation_now(operation, user=user, client=client)
     except OutboundPaused:
-        # Switched on after this worker took the operation: give back its due time.
-        if due_at is not None:
-            RemoteOperation.objects.filter(
-                pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED
-            ).update(next_attempt_at=due_at)
+        # Switched on after this worker took the operation: it is due again at once.
+        RemoteOperation.objects.filter(
+            pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED
+        ).update(next_attempt_at=timezone.now())
         logger.info("operation=%s kind=%s outcome=paused", operation.pk, operation.kind)
         return False
     except Exception:  # a bug or the database: the row is retried once its claim runs out
@@ -180,34 +303,30 @@ def _attempt(
 
 
 def due_operations(limit: int = 100) -> list[RemoteOperation]:
-    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first."""
-    now = timezone.now()
-    abandoned_before = now - dt.timedelta(seconds=ABANDONED_AFTER_SECONDS)
-    return list(
-        RemoteOperation.objects.filter(
-            Q(state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at__lte=now)
-            | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
-        ).order_by("next_attempt_at", "pk")[:limit]
-    )
+    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first
+    (a read: nothing is taken)."""
+    due = RemoteOperation.objects.filter(_due(timezone.now()))
+    return list(due.order_by("next_attempt_at", "pk")[:limit])
 
 
 def run_due_operations(limit: int = 100) -> int:
-    """Attempt every operation whose retry is due; returns how many this worker attempted.
+    """Attempt up to ``limit`` due operations; returns how many this worker attempted.
 
-    Safe with any number of workers at once: each operation is taken by one of them.
-    While outbound traffic is paused nothing is taken: everything stays due.
+    Safe with any number of workers at once, on any number of machines: each due
+    operation is taken by one of them (:func:`claim_due_operations`).  While outbound
+    traffic is paused nothing is taken: everything stays due.
     """
     if outbound_paused():
         logger.info("worker step=operations outcome=paused")
         return 0
-    attempted = 0
-    for operation in due_operations(limit):
-        due_at = operation.next_attempt_at
-        if not take_due(operation):
-            continue  # another worker has it
-        attempted += 1
-        _attempt(operation, due_at=due_at)
-    return attempted
+    taken = claim_due_operations(limit)
+    if not taken:
+        return 0
+    client = AlignServiceClient()  # one session (kept-alive connections) for the batch
+    try:
+        return sum(_run_taken(operation, client) for operation in taken)
+    finally:
+        client.close()
 
 
 def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
@@ -230,8 +349,9 @@ def retry_operations(operations: Any, *, user: Any = None) -> tuple[int, int]:
 
 # -- stored callbacks -------------------------------------------------------------------------
 def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
-    """Callbacks never processed (still ``received`` after a minute) and failed ones whose
-    backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit."""
+    """Callbacks never processed (still ``received`` after a minute), failed ones whose
+    backoff (30 s, 60 s, 2 min… from receipt) has passed, up to the attempt limit, then
+    unmatched ones (their case is resolved again on every pass)."""
     now = timezone.now()
     # Deferred processing leaves events "received" on purpose: they are due at once.
     wait = 0 if get_setting("CALLBACK_PROCESSING") == "deferred" else CALLBACK_STUCK_SECONDS
@@ -250,13 +370,22 @@ def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
         if event.received_at
         <= now - dt.timedelta(seconds=CALLBACK_BACKOFF_SECONDS * 2 ** max(0, event.attempts - 1))
     ]
-    return (stuck + due)[:limit]
+    chosen = (stuck + due)[:limit]
+    if len(chosen) < limit:
+        # Unmatched events: every pass tries to resolve their case again, the least tried
+        # first, so a long list of them is gone through in turn.
+        chosen += list(
+            CallbackEvent.objects.filter(state=CallbackEvent.UNMATCHED).order_by(
+                "attempts", "received_at", "pk"
+            )[: limit - len(chosen)]
+        )
+    return chosen
 
 
-def reprocess_due_callbacks(limit: int = 100) -> tuple[int, int]:
-    """Process the due stored callbacks again; returns ``(processed, failed)``."""
+def reprocess_due_callbacks(limit: int = 100) -> Reprocessed:
+    """Process the due stored callbacks again, unmatched ones included."""
     events = due_callback_events(limit)
-    return reprocess(events) if events else (0, 0)
+    return reprocess(events) if events else Reprocessed(0, 0, 0)
 
 
 # -- one worker pass --------------------------------------------------------------------------
@@ -267,6 +396,7 @@ class WorkerPass:
     operations: int = 0
     callbacks_processed: int = 0
     callbacks_failed: int = 0
+    callbacks_unmatched: int = 0
     itero: int = 0
     errors: int = 0
 
@@ -277,7 +407,8 @@ class WorkerPass:
     def __str__(self) -> str:
         return (
             f"operations attempted: {self.operations}; callbacks processed: "
-            f"{self.callbacks_processed}, failed: {self.callbacks_failed}; "
+            f"{self.callbacks_processed}, failed: {self.callbacks_failed}, "
+            f"still unmatched: {self.callbacks_unmatched}; "
             f"iTero items: {self.itero}"
         )
 
@@ -311,4 +442,6 @@ def run_worker_pass(limit: int = 100, *, itero: bool = True) -> WorkerPass:
 
 
 def _callbacks_step(result: WorkerPass, limit: int) -> None:
-    result.callbacks_processed, result.callbacks_failed = reprocess_due_callbacks(limit)
+    done = reprocess_due_callbacks(limit)
+    result.callbacks_processed, result.callbacks_failed = done.processed, done.failed
+    result.callbacks_unmatched = done.unmatched

@@ -1,16 +1,23 @@
-"""Benchmark: ``align_clincheck_accept --concurrency 16`` against the old ad-hoc script's loop.
+"""Benchmark: ``align_clincheck_accept --concurrency 16`` (no other option) against the old
+ad-hoc script's loop, and the same command against a service that throttles.
 
 Both run in one process against the sandbox, with 100 ms of latency injected into every
 ClinCheck accept, on the same CSV: the seed query's export (11 columns, the old script reads
 them by position) plus a ``case_id`` column holding the case reference the command resolves.
 
-    .venv/bin/python benchmarks/bench_batch.py              # 2 000 cases (about 4 minutes)
-    .venv/bin/python benchmarks/bench_batch.py --cases 200  # a quick look
+    .venv/bin/python benchmarks/bench_batch.py              # 2 000 cases (about 6 minutes)
+    .venv/bin/python benchmarks/bench_batch.py --cases 200 --throttled-cases 200  # a look
+
+Then two runs on fresh cases against a throttled sandbox (429 with ``Retry-After: 1`` to
+10 % of accepts, at most 20 requests in flight): the command as it paces itself, and the
+same command with ``--fixed-concurrency``; every case must be accepted exactly once, with
+fewer 429s than the fixed run.
 
 The sandbox runs in a process of its own, as the real service runs on another machine: its
 work does not compete with the measured code for this process's interpreter.  The database
-is a SQLite file in a temporary folder (WAL, immediate transactions, so the command's
-threads can write at once).  Prints a table: wall time, rows per second, remote
+is PostgreSQL, one of the benchmark's own (``BENCH_DATABASE_URL``, default
+``align_bench_batch``, dropped and made anew), or ``BENCH_DATABASE_URL=sqlite``: a SQLite
+file in a temporary folder (WAL, immediate transactions), as the first runs used.  Prints a table: wall time, rows per second, remote
 calls, and the speed-up; then a re-run of the command, which must make no remote call.
 """
 
@@ -32,6 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 LATENCY = 0.1
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/align_bench_batch"
+THROTTLED_LATENCY = 0.5  # long enough that 32 rows in flight exceed what the sandbox takes
+THROTTLE_SHARE = 0.1  # the share of accepts the throttled sandbox answers 429
+THROTTLE_RETRY_AFTER = 1
+CAPACITY = 20  # requests in flight the throttled sandbox takes; 429 beyond
 SEED_COLUMNS = [
     "Order Date",
     "Patient Name",
@@ -81,20 +93,75 @@ def _serve_sandbox(conn: Any) -> None:
             with sandbox.align.lock:
                 sandbox.align.orders.extend(args[0])
             conn.send(None)
-        elif command == "latency":
-            sandbox.inject_fault("clincheck_accept", delay=args[0], times=None)
+        elif command == "latency":  # (delay, call="clincheck_accept")
+            sandbox.inject_fault(
+                args[1] if len(args) > 1 else "clincheck_accept", delay=args[0], times=None
+            )
+            conn.send(None)
+        elif command == "throttle":  # (probability, retry_after, capacity): before latency
+            probability, retry_after, capacity = args
+            sandbox.clear_faults()
+            sandbox.inject_fault(
+                "clincheck_accept",
+                status=429,
+                retry_after=retry_after,
+                rate=probability,
+                times=None,
+            )
+            sandbox.limit_in_flight(capacity, retry_after=retry_after)
+            conn.send(None)
+        elif command == "unthrottle":
+            sandbox.clear_faults()
+            sandbox.limit_in_flight(None)
             conn.send(None)
         elif command == "accepts":
             conn.send([(c.form or {}).get("caseId") for c in sandbox.calls("clincheck_accept")])
+        elif command == "calls":  # (call,) -> [(caseId, status, idempotency key)]
+            conn.send(
+                [
+                    ((c.form or c.json or {}).get("caseId"), c.status, c.idempotency_key)
+                    for c in sandbox.calls(args[0])
+                ]
+            )
+        elif command == "count":
+            conn.send(sandbox.count(args[0]))
+        elif command == "counts":  # patients and orders the service holds
+            conn.send((len(sandbox.patients), len(sandbox.orders)))
         else:
             sandbox.stop()
             conn.send(None)
             return
 
 
-def configure(folder: Path, sandbox: RemoteSandbox) -> None:
+def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
+    """Django on a PostgreSQL database of the benchmark's own (dropped and made anew)."""
+    import dj_database_url
     import django
+    import psycopg
     from django.conf import settings
+
+    if database_url == "sqlite":  # a file in the temporary folder, as the first runs used
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(folder / "bench.sqlite3"),
+            "OPTIONS": {
+                "timeout": 60,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    else:
+        database = dj_database_url.parse(database_url)
+        admin = psycopg.connect(
+            host=database["HOST"],
+            port=database["PORT"] or 5432,
+            user=database["USER"],
+            dbname="postgres",
+            autocommit=True,
+        )
+        admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
+        admin.close()
 
     settings.configure(
         DEBUG=False,
@@ -109,17 +176,7 @@ def configure(folder: Path, sandbox: RemoteSandbox) -> None:
             "align_integration",
             "tests.testapp",
         ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(folder / "bench.sqlite3"),
-                "OPTIONS": {
-                    "timeout": 60,
-                    "transaction_mode": "IMMEDIATE",
-                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                },
-            }
-        },
+        DATABASES={"default": database},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         MEDIA_ROOT=str(folder / "media"),
         ALIGN_INTEGRATION_CASE_MODEL="testapp.Case",
@@ -253,7 +310,7 @@ def old_script_loop(csv_path: Path, base_url: str, logger: logging.Logger) -> in
     return len(failed_case_ids)
 
 
-def run_command(csv_path: Path, report: Path, concurrency: int, rate: float) -> str:
+def run_command(csv_path: Path, report: Path, concurrency: int, *extra: str) -> str:
     from django.core.management import CommandError, call_command
 
     out = io.StringIO()
@@ -264,10 +321,9 @@ def run_command(csv_path: Path, report: Path, concurrency: int, rate: float) -> 
             str(csv_path),
             "--concurrency",
             str(concurrency),
-            "--rate",
-            str(rate),
             "--report",
             str(report),
+            *extra,
             stdout=out,
             stderr=io.StringIO(),
         )
@@ -276,19 +332,46 @@ def run_command(csv_path: Path, report: Path, concurrency: int, rate: float) -> 
     return out.getvalue().strip()
 
 
+def throttled_run(
+    sandbox: RemoteSandbox, folder: Path, cases: int, concurrency: int, fixed: bool
+) -> tuple[str, float, int, int, int, int]:
+    """The command on fresh cases while the sandbox throttles: (summary, seconds, 429s,
+    accepts, distinct cases accepted, cases)."""
+    csv_path = folder / f"throttled-{'fixed' if fixed else 'adaptive'}.csv"
+    seed(sandbox, cases, csv_path)
+    sandbox.ask("throttle", THROTTLE_SHARE, THROTTLE_RETRY_AFTER, CAPACITY)
+    sandbox.ask("latency", THROTTLED_LATENCY)  # after the throttle: one not refused waits
+    before = len(sandbox.ask("calls", "clincheck_accept"))
+    started = time.monotonic()
+    extra = ("--fixed-concurrency",) if fixed else ()
+    summary = run_command(csv_path, folder / "report-throttled.csv", concurrency, *extra)
+    seconds = time.monotonic() - started
+    calls = sandbox.ask("calls", "clincheck_accept")[before:]
+    sandbox.ask("unthrottle")
+    refused = sum(1 for _, status, _ in calls if status == 429)
+    accepted = [case_id for case_id, status, _ in calls if status == 200]
+    return summary, seconds, refused, len(accepted), len(set(accepted)), cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--rate", type=float, default=200.0, help="--rate for the command (default 200/s)"
+        "--throttled-cases", type=int, default=500, help="cases per throttled run (0: skip)"
+    )
+    parser.add_argument(
+        "--throttled-concurrency",
+        type=int,
+        default=32,
+        help="--concurrency of the throttled runs: above what the sandbox takes at once",
     )
     args = parser.parse_args()
 
     sandbox = RemoteSandbox()
     folder = Path(tempfile.mkdtemp(prefix="align-bench-"))
     try:
-        configure(folder, sandbox)
+        configure(folder, sandbox, os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
         csv_path = folder / "accept.csv"
         seed(sandbox, args.cases, csv_path)
         sandbox.ask("latency", LATENCY)
@@ -303,7 +386,7 @@ def main() -> None:
 
         before = len(sandbox.accepted_case_ids())
         started = time.monotonic()
-        summary = run_command(csv_path, folder / "report.csv", args.concurrency, args.rate)
+        summary = run_command(csv_path, folder / "report.csv", args.concurrency)
         new_time = time.monotonic() - started
         calls = sandbox.accepted_case_ids()[before:]
         new_calls = len(calls)
@@ -311,7 +394,7 @@ def main() -> None:
 
         before = len(sandbox.accepted_case_ids())
         started = time.monotonic()
-        rerun_summary = run_command(csv_path, folder / "report2.csv", args.concurrency, args.rate)
+        rerun_summary = run_command(csv_path, folder / "report2.csv", args.concurrency)
         rerun_time = time.monotonic() - started
         rerun_calls = len(sandbox.accepted_case_ids()) - before
 
@@ -328,11 +411,41 @@ def main() -> None:
         print(f"{'run':<40} {'wall s':>8} {'rows/s':>8} {'calls':>7}  note")
         for name, seconds, remote, note in rows:
             print(f"{name:<40} {seconds:8.1f} {args.cases / seconds:8.1f} {remote:7d}  {note}")
-        print(f"\nspeed-up: {old_time / new_time:.1f}x (target >= 12x)")
+        print(f"\nspeed-up: {old_time / new_time:.1f}x (target >= 12x), defaults only (no --rate)")
         print(f"remote calls per case: {new_calls / args.cases:.2f} (must be exactly 1)")
         print(f"command: {summary}")
         print(f"re-run:  {rerun_summary}")
         ok = new_calls == distinct == args.cases and rerun_calls == 0
+
+        if args.throttled_cases:
+            print(
+                f"\nthrottled sandbox: 429 with Retry-After {THROTTLE_RETRY_AFTER} to "
+                f"{THROTTLE_SHARE:.0%} of accepts, at most {CAPACITY} requests in flight "
+                f"(429 beyond), {THROTTLED_LATENCY * 1000:.0f} ms per accept; "
+                f"{args.throttled_cases} fresh cases per run, "
+                f"--concurrency {args.throttled_concurrency}\n"
+            )
+            print(f"{'run':<28} {'wall s':>8} {'429s':>6} {'accepts':>8} {'cases':>6}  summary")
+            results = {}
+            for fixed in (False, True):
+                name = "fixed concurrency" if fixed else "adaptive (the default)"
+                result = throttled_run(
+                    sandbox, folder, args.throttled_cases, args.throttled_concurrency, fixed
+                )
+                results[fixed] = result
+                text, seconds, refused, accepts, distinct_cases, cases = result
+                print(
+                    f"{name:<28} {seconds:8.1f} {refused:6d} {accepts:8d} "
+                    f"{distinct_cases:6d}  {text.split(': ', 1)[-1]}"
+                )
+            adaptive, fixed_run = results[False], results[True]
+            once = adaptive[3] == adaptive[4] == adaptive[5]
+            fewer = adaptive[2] < fixed_run[2]
+            print(
+                f"\nadaptive: every case accepted exactly once: {'yes' if once else 'NO'}; "
+                f"429s {adaptive[2]} vs fixed {fixed_run[2]}: {'fewer' if fewer else 'NOT fewer'}"
+            )
+            ok = ok and once and fewer
         sys.exit(0 if ok else 1)
     finally:
         sandbox.stop()

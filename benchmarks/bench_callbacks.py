@@ -1,11 +1,16 @@
 """Callback ingestion under gunicorn + PostgreSQL, against a bare insert-only view.
 
 Signed ``sales_order.created`` events (10 % redelivered duplicates, shuffled) are posted
-by a thread-pool load generator, first to the bare view, then to the app's endpoint, on
-the same server.  Reports events/s, p50/p99 latency and rows stored versus unique events
-(must be equal).  Target: the app reaches ≥ 0.7 of the bare view's throughput.
+by a thread-pool load generator to the bare view and to the app's endpoint on the same
+server, taking turns in rounds.  Reports events/s, p50/p99 latency and rows stored versus
+unique events (must be equal).  Targets: inline processing (the default) reaches ≥ 0.8 of
+the bare view's throughput, deferred processing ≥ 0.95; then the worker's apply rate.
 
+    BENCH_DATABASE_URL=postgres://…/align_bench_callbacks \
     .venv/bin/python benchmarks/bench_callbacks.py [--events 2000 --concurrency 16 --workers 4]
+
+The database named by ``BENCH_DATABASE_URL`` (default ``align_bench``) is dropped and
+made anew: give it a name no one else uses.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 SECRET = "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA="
+ROUNDS = 4  # bare and app alternate in this many rounds
+TARGETS = {"inline": 0.8, "deferred": 0.95}
 
 
 def free_port() -> int:
@@ -165,16 +172,34 @@ def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> d
             try:
                 requests.get(f"http://127.0.0.1:{port}/bare/", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # still booting
                 time.sleep(0.1)
         AlignOrder.objects.all().delete()
         CallbackEvent.objects.all().delete()
         bare_events, _ = make_events(case_ids, args.events)
         app_events, unique = make_events(case_ids, args.events)
         post_all(f"http://127.0.0.1:{port}/bare/", make_events(case_ids, 50)[0], 4)  # warm-up
+        post_all(f"http://127.0.0.1:{port}/align/callbacks/", make_events(case_ids, 50)[0], 4)
         CallbackEvent.objects.all().delete()
-        bare = post_all(f"http://127.0.0.1:{port}/bare/", bare_events, args.concurrency)
-        app = post_all(f"http://127.0.0.1:{port}/align/callbacks/", app_events, args.concurrency)
+        AlignOrder.objects.all().delete()
+        # Bare and app take turns in rounds, so a change of load on the machine meets both.
+        bare: tuple[float, list[float], list[int]] = (0.0, [], [])
+        app: tuple[float, list[float], list[int]] = (0.0, [], [])
+        size = -(-len(app_events) // ROUNDS)
+        for start in range(0, len(app_events), size):
+            for url, events, total in (
+                ("bare/", bare_events, "bare"),
+                ("align/callbacks/", app_events, "app"),
+            ):
+                took = post_all(
+                    f"http://127.0.0.1:{port}/{url}", events[start : start + size], args.concurrency
+                )
+                before = bare if total == "bare" else app
+                summed = (before[0] + took[0], before[1] + took[1], before[2] + took[2])
+                if total == "bare":
+                    bare = summed
+                else:
+                    app = summed
         stored = CallbackEvent.objects.exclude(event_type="bare").count()
     finally:
         server.terminate()
@@ -189,7 +214,7 @@ def measure(args: argparse.Namespace, case_ids: list[int], processing: str) -> d
             ALIGN_INTEGRATION={**_settings(), "CALLBACK_PROCESSING": "deferred"}
         ):
             started = time.perf_counter()
-            while reprocess_due_callbacks(limit=500) != (0, 0):
+            while reprocess_due_callbacks(limit=500).processed:
                 pass
             applied_after = time.perf_counter() - started
     return {
@@ -241,14 +266,16 @@ def main() -> None:
                 f"{pct(latencies, 99):>11}  {sorted(set(statuses))}"
             )
         ratio = result["bare"][0] / result["app"][0]
-        verdict = "PASS" if ratio >= 0.7 else "FAIL"
+        verdict = "PASS" if ratio >= TARGETS[mode] else "FAIL"
         print(
-            f"  {mode}: throughput ratio app/bare {ratio:.2f} (target >= 0.7: {verdict}); "
+            f"  {mode}: throughput ratio app/bare {ratio:.2f} "
+            f"(target >= {TARGETS[mode]}: {verdict}); "
             f"rows stored {result['stored']} vs unique events {result['unique']} "
             f"({'EQUAL' if result['stored'] == result['unique'] else 'MISMATCH'}); "
             f"sales orders {result['orders']}"
             + (
-                f", applied by align_worker in {result['worker_seconds']:.1f} s"
+                f", then applied by align_worker in {result['worker_seconds']:.1f} s "
+                f"({result['unique'] / result['worker_seconds']:.0f} events/s)"
                 if result["worker_seconds"] is not None
                 else ""
             )

@@ -243,14 +243,14 @@ def test_bad_input_is_a_4xx_with_a_reason_and_nothing_written(
 
 
 @pytest.mark.django_db
-def test_unknown_case_is_refused(client: Client) -> None:
+def test_unknown_case_is_stored_unmatched_and_answered_202(client: Client) -> None:
     response = send(
         client,
         event("case.status_changed", caseId="999999", status="x", changedAt="2026-11-20T10:00:00Z"),
     )
-    assert response.status_code == 404
-    assert "caseId" in response.json()["error"]
-    assert CallbackEvent.objects.count() == 0
+    assert response.status_code == 202
+    assert response.json()["unmatched"] is True
+    assert CallbackEvent.objects.get().state == CallbackEvent.UNMATCHED
 
 
 @pytest.mark.django_db
@@ -314,7 +314,7 @@ def test_processing_failure_keeps_the_event_and_reprocess_recovers(
         **settings.ALIGN_INTEGRATION,
         "CASE_ADAPTER": "align_integration.adapters.CaseAdapter",
     }
-    assert reprocess([stored]) == (1, 0)
+    assert reprocess([stored]) == (1, 0, 0)
     stored.refresh_from_db()
     assert stored.state == CallbackEvent.PROCESSED
     assert AlignCase.objects.get(case=case).treatment_plan_id == "PL-1"
@@ -408,7 +408,7 @@ def test_deferred_processing_stores_answers_and_applies_later(
     assert not AlignOrder.objects.exists()
     assert send(client, "{nope").status_code == 400  # still validated before storing
 
-    assert reprocess_due_callbacks() == (1, 0)
+    assert reprocess_due_callbacks() == (1, 0, 0)
     assert align_sales_order_number(case) == "SO-D"
     assert CallbackEvent.objects.get().state == CallbackEvent.PROCESSED
-    assert reprocess_due_callbacks() == (0, 0)
+    assert reprocess_due_callbacks() == (0, 0, 0)

@@ -344,12 +344,19 @@ class CallbackEventAdmin(OperatingAdmin):
     actions = ["reprocess"]
     show_full_result_count = False
 
-    @admin.action(description="Reprocess", permissions=["change"])
+    @admin.action(
+        description="Reprocess (unmatched: resolve the case again)", permissions=["change"]
+    )
     def reprocess(self, request: HttpRequest, queryset: QuerySet[CallbackEvent]) -> None:
         picked = list(queryset.exclude(state=CallbackEvent.PROCESSED))
-        processed, failed = reprocess(picked)
+        done = reprocess(picked)
         log_action(
             request, picked, f"Reprocessed from the admin at {timezone.now():%Y-%m-%d %H:%M}."
         )
-        level = messages.SUCCESS if not failed else messages.WARNING
-        self.message_user(request, f"{processed} processed, {failed} failed.", level)
+        level = messages.SUCCESS if not (done.failed or done.unmatched) else messages.WARNING
+        self.message_user(
+            request,
+            f"{done.processed} processed, {done.failed} failed, "
+            f"{done.unmatched} still unmatched (no case answers to their caseId).",
+            level,
+        )

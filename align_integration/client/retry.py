@@ -24,7 +24,7 @@ import datetime as dt
 import email.utils
 import enum
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -68,15 +68,17 @@ def should_retry(
     status: int | None = None,
     retry_after: float | None = None,
     retry_after_max: float = 30,
+    statuses: Collection[int] = RETRY_STATUSES,
 ) -> bool:
-    """The in-request retry rule (the budget of tries is counted by urllib3)."""
+    """The in-request retry rule (the budget of tries is counted by urllib3); ``statuses``
+    are the answers worth another try (429 and 5xx unless the caller paces itself)."""
     if failure is Failure.CONNECT:
         return True  # nothing reached the service: trying again cannot act twice
     if not resend:
         return False
     if failure is Failure.READ:
         return True
-    if status is None or not is_retryable_status(status):
+    if status is None or status not in statuses:
         return False
     return retry_after is None or retry_after <= retry_after_max
 
@@ -103,12 +105,20 @@ class AlignRetry(Retry):
     adapter keeps one instance per answer, see ``client.http.RetryingAdapter``).
     """
 
-    def __init__(self, *args: Any, resend: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        resend: bool = True,
+        statuses: Collection[int] = RETRY_STATUSES,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.resend = resend
+        self.statuses = frozenset(statuses)
 
     def new(self, **kw: Any) -> Self:
         kw.setdefault("resend", self.resend)
+        kw.setdefault("statuses", self.statuses)
         return super().new(**kw)
 
     def _is_method_retryable(self, method: str) -> bool:
@@ -117,7 +127,9 @@ class AlignRetry(Retry):
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # Without urllib3's own rule, which would also retry a 413 with Retry-After.
-        return should_retry(Failure.STATUS, resend=self.resend, status=status_code)
+        return should_retry(
+            Failure.STATUS, resend=self.resend, status=status_code, statuses=self.statuses
+        )
 
     def increment(
         self,
@@ -137,6 +149,7 @@ class AlignRetry(Retry):
                 status=response.status,
                 retry_after=wait,
                 retry_after_max=self.retry_after_max,
+                statuses=self.statuses,
             ):
                 # The answer is handed back as it is (raise_on_status is off).
                 reason = f"answer {response.status} (Retry-After {header}) not retried in-request"
@@ -154,6 +167,7 @@ class AlignRetry(Retry):
 
 def build_retry(
     *,
+    statuses: Collection[int] = RETRY_STATUSES,
     total: int = 3,
     backoff_factor: float = 0.5,
     backoff_max: float = 10.0,
@@ -169,11 +183,14 @@ def build_retry(
         other=0,
         redirect=0,
         allowed_methods=None,  # the method rule is should_retry's, through ``resend``
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=frozenset(statuses),
+        statuses=frozenset(statuses),
         backoff_factor=backoff_factor,
         backoff_max=backoff_max,
         backoff_jitter=backoff_jitter,
-        respect_retry_after_header=True,
+        # urllib3 retries a 429/503 with Retry-After whatever the status list says: only
+        # when those are ours to retry.
+        respect_retry_after_header=bool({429, 503} & set(statuses)),
         retry_after_max=retry_after_max,
         raise_on_status=False,
         raise_on_redirect=False,
@@ -181,8 +198,16 @@ def build_retry(
     )
 
 
-def retry_from_settings(service: Mapping[str, Any], *, resend: bool = True) -> AlignRetry:
+def retry_from_settings(
+    service: Mapping[str, Any],
+    *,
+    resend: bool = True,
+    statuses: Collection[int] = RETRY_STATUSES,
+) -> AlignRetry:
+    """The in-request retry of ``service``'s settings; ``statuses``: the answers retried
+    (a caller that paces itself, like the batch commands, leaves 429 and 503 to itself)."""
     return build_retry(
+        statuses=statuses,
         total=int(service["RETRIES"]),
         backoff_factor=float(service["BACKOFF_FACTOR"]),
         backoff_max=float(service["BACKOFF_MAX"]),

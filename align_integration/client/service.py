@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from align_integration.client.errors import AlignConfigurationError
 from align_integration.client.http import BaseClient
-from align_integration.client.retry import retry_from_settings
+from align_integration.client.retry import AlignRetry, retry_from_settings
 from align_integration.client.token import TokenCache
 from align_integration.conf import get_setting
 
@@ -33,12 +33,20 @@ class AlignServiceClient(BaseClient):
     service_label = "Align service"
     honours_idempotency_key = True  # the service answers a repeated key with the first answer
 
-    def __init__(self, service: dict[str, Any] | None = None, token_cache_alias: str = "") -> None:
+    def __init__(
+        self,
+        service: dict[str, Any] | None = None,
+        token_cache_alias: str = "",
+        *,
+        retry: AlignRetry | None = None,
+    ) -> None:
+        """``retry``: the in-request retry to use instead of the settings' (the batch
+        commands pass one that leaves 429 and 503 to their own pacing)."""
         self.config: dict[str, Any] = service or get_setting("SERVICE")
         self.paths: dict[str, str] = self.config["PATHS"]
         super().__init__(
             self.config["BASE_URL"] or "http://align-service.invalid",
-            retry=retry_from_settings(self.config),
+            retry=retry or retry_from_settings(self.config),
             connect_timeout=float(self.config["CONNECT_TIMEOUT"]),
             read_timeout=float(self.config["READ_TIMEOUT"]),
             max_response_bytes=int(get_setting("MAX_RESPONSE_BYTES")),

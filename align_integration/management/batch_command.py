@@ -29,7 +29,6 @@ from align_integration.workflows.batch.rows import (
 )
 from align_integration.workflows.batch.runner import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_RATE,
     BatchReport,
     BatchRunner,
     RowResult,
@@ -98,14 +97,26 @@ class BatchCommand(BaseCommand):
             type=int,
             default=DEFAULT_CONCURRENCY,
             metavar="N",
-            help=f"Rows worked on at once (default {DEFAULT_CONCURRENCY}).",
+            help=(
+                f"Rows worked on at once (default {DEFAULT_CONCURRENCY}); fewer requests are "
+                "in flight while Align answers 429 or 503, growing back on success."
+            ),
         )
         parser.add_argument(
             "--rate",
             type=float,
-            default=DEFAULT_RATE,
+            default=None,
             metavar="PER_SECOND",
-            help=f"Most remote actions started per second (default {DEFAULT_RATE:g}; 0: no limit).",
+            help="An optional ceiling of remote actions started per second (default: none).",
+        )
+        parser.add_argument(
+            "--fixed-concurrency",
+            action="store_true",
+            help=(
+                "Keep --concurrency requests in flight even while Align throttles (throttled "
+                "rows still wait as asked and are tried again). For a service whose capacity "
+                "you know; otherwise leave the pacing to the command."
+            ),
         )
         parser.add_argument(
             "--dry-run",
@@ -179,6 +190,8 @@ class BatchCommand(BaseCommand):
         self.verbosity = int(options["verbosity"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1", returncode=EXIT_BAD_INPUT)
+        if options["rate"] is not None and options["rate"] < 0:
+            raise CommandError("--rate must not be negative", returncode=EXIT_BAD_INPUT)
         try:
             rows = self.read_rows(options)
         except BatchInputError as error:
@@ -199,6 +212,7 @@ class BatchCommand(BaseCommand):
             rows,
             concurrency=options["concurrency"],
             rate=options["rate"],
+            adaptive=not options["fixed_concurrency"],
             dry_run=options["dry_run"],
             user=user,
             on_result=on_result,

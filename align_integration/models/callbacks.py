@@ -8,13 +8,21 @@ from django.db import models
 class CallbackEvent(models.Model):
     """One signed event as received.  ``webhook_id`` is unique: a redelivery is a no-op.
 
-    ``headers`` never contains the signature or any Authorization header.
+    ``headers`` never contains the signature or any Authorization header.  ``unmatched``:
+    the signature verified but no case answers to its ``caseId`` (yet); ``align_worker``
+    resolves it again on every pass and applies it once the case is known.
     """
 
     RECEIVED = "received"
     PROCESSED = "processed"
     FAILED = "failed"
-    STATES = [(RECEIVED, "Received"), (PROCESSED, "Processed"), (FAILED, "Failed")]
+    UNMATCHED = "unmatched"
+    STATES = [
+        (RECEIVED, "Received"),
+        (PROCESSED, "Processed"),
+        (FAILED, "Failed"),
+        (UNMATCHED, "Unmatched (case not known yet)"),
+    ]
 
     webhook_id = models.CharField(max_length=255, unique=True)
     event_type = models.CharField(max_length=64, db_index=True)

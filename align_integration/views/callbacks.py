@@ -2,10 +2,11 @@
 
 Validators, each failure a 4xx with a reason: method (405), size (413 before parsing),
 Standard Webhooks signature against every secret in ``CALLBACK_SECRETS`` (rotation) and
-its timestamp tolerance (401 without the headers, 403 when wrong), JSON shape (400), known
-case (404).  Then persist first (raw body and the headers minus the signature), process
-second.  A duplicate ``webhook-id`` is 200 and is acted on once; 5xx only for our own
-faults.  The pipeline and the status of each failure live in :mod:`.inbound`.
+its timestamp tolerance (401 without the headers, 403 when wrong), JSON shape (400).  Then
+persist first (raw body and the headers minus the signature), process second.  A duplicate
+``webhook-id`` is 200 and is acted on once; an event whose case is not known (yet) is stored
+as unmatched and answered 202 (``align_worker`` applies it once its case resolves); 5xx only
+for our own faults.  The pipeline and the status of each failure live in :mod:`.inbound`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from align_integration.views.inbound import (
     BadRequest,
     Forbidden,
     InboundView,
-    NotFound,
     Unauthorized,
     Validator,
 )
@@ -34,8 +34,6 @@ from align_integration.workflows.callbacks.events import (
     InvalidEvent,
     ParsedEvent,
     ProcessingFailed,
-    UnknownCase,
-    find_case,
     ingest,
     parse_event,
     process_event,
@@ -80,7 +78,6 @@ class CallbackView(InboundView):
     headers: dict[str, str]
     webhook_id: str
     parsed: ParsedEvent
-    case: Any
 
     def get_validators(self) -> Sequence[Validator]:
         return [self.check_method, self.check_size, self.check_signature, self.check_event]
@@ -100,15 +97,12 @@ class CallbackView(InboundView):
             raise BadRequest("body is not valid JSON") from None
         try:
             self.parsed = parse_event(payload)
-            self.case = find_case(self.parsed.case_id)
         except InvalidEvent as error:
-            # A redelivery of an event we stored is answered as one, whatever changed since
-            # (e.g. the case was deleted): the sender must stop redelivering it.
+            # A redelivery of an event we stored is answered as one, whatever changed since:
+            # the sender must stop redelivering it.
             stored = CallbackEvent.objects.filter(webhook_id=self.webhook_id).first()
             if stored is not None:
                 raise Answered(self._duplicate(stored)) from None
-            if isinstance(error, UnknownCase):
-                raise NotFound(str(error)) from None
             raise BadRequest(str(error)) from None
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -119,7 +113,7 @@ class CallbackView(InboundView):
                 return self._duplicate(CallbackEvent.objects.get(webhook_id=self.webhook_id))
             return self.answer({"ok": True, "event": stored.pk, "queued": True}, 200, "queued")
         try:
-            event = ingest(self.webhook_id, self.parsed, self.case, self.body.decode(), kept)
+            event = ingest(self.webhook_id, self.parsed, self.body.decode(), kept)
         except ProcessingFailed as failure:  # our fault: kept on the row, retried by align_worker
             return self.answer(
                 {
@@ -132,6 +126,8 @@ class CallbackView(InboundView):
             )
         if event is None:  # the same delivery again (or at the same moment)
             return self._duplicate(CallbackEvent.objects.get(webhook_id=self.webhook_id))
+        if event.state == CallbackEvent.UNMATCHED:  # stored; applied once its case is known
+            return self.answer({"ok": True, "event": event.pk, "unmatched": True}, 202, "unmatched")
         return self.answer({"ok": True, "event": event.pk}, 200, "processed")
 
     def _duplicate(self, event: CallbackEvent) -> HttpResponse:

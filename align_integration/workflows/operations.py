@@ -45,7 +45,11 @@ from align_integration.workflows.redaction import vendor_detail
 from align_integration.workflows.results import AlignResult
 from align_integration.workflows.timeline import record
 
-CLAIM_SECONDS = 120
+
+def claim_seconds() -> int:
+    """How long one run holds an operation (``OPERATION_CLAIM_SECONDS``)."""
+    return int(get_setting("OPERATION_CLAIM_SECONDS"))
+
 
 #: What ``RemoteOperation.result`` keeps of an answer: the ids (and the status word) the
 #: flows read, never the rest of what the service sent back.
@@ -143,7 +147,7 @@ def _claim(operation: RemoteOperation) -> bool:
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .exclude(state=RemoteOperation.SUCCEEDED)
         .update(
-            claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+            claimed_until=now + dt.timedelta(seconds=claim_seconds()),
             state=RemoteOperation.IN_PROGRESS,
         )
     )

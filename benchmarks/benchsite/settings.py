@@ -1,4 +1,5 @@
-"""Settings of the bench host served by gunicorn in bench_callbacks.py (PostgreSQL)."""
+"""Settings of the bench host: gunicorn in bench_callbacks.py, the align_worker processes of
+bench_worker.py (PostgreSQL; the sandbox named by ``BENCH_SERVICE_URL``)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,12 @@ DATABASES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 ALIGN_INTEGRATION_CASE_MODEL = "testapp.Case"
 ALIGN_INTEGRATION = {
-    "SERVICE": {"BASE_URL": "https://align.invalid", "CLIENT_ID": "x", "CLIENT_SECRET": "x"},
+    "SERVICE": {
+        "BASE_URL": os.environ.get("BENCH_SERVICE_URL", "https://align.invalid"),
+        "CLIENT_ID": os.environ.get("BENCH_CLIENT_ID", "x"),
+        "CLIENT_SECRET": os.environ.get("BENCH_CLIENT_SECRET", "x"),
+    },
+    # bench_worker.py's takeover run uses the defaults; its drain runs keep them too.
     "CHIEF_CONCERN": "Crowding and spacing",
     "CALLBACK_PROCESSING": os.environ.get("BENCH_CALLBACK_PROCESSING", "inline"),
     "CALLBACK_SECRETS": [os.environ.get("BENCH_SECRET", "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA=")],

@@ -3,6 +3,7 @@ process's database (``ALIGN_TEST_DB_NAME``) and sandbox (``ALIGN_TEST_SANDBOX_UR
 
 from __future__ import annotations
 
+import json
 import os
 
 from tests.settings import *  # noqa: F403
@@ -26,3 +27,6 @@ elif os.environ.get("ALIGN_TEST_TASKS") == "celery":
     TASKS = {"default": {"BACKEND": "align_integration.integrations.celery.CeleryBackend"}}
 CELERY_BROKER_URL = os.environ.get("ALIGN_TEST_BROKER_URL", "")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ALIGN_TEST_CELERY_QUEUE", "celery")
+
+# Settings a test shortens for its subprocesses (e.g. claim and takeover periods), as JSON.
+ALIGN_INTEGRATION.update(json.loads(os.environ.get("ALIGN_TEST_SETTINGS", "{}")))

@@ -4,7 +4,6 @@ remote action, dry runs, interruption and resuming, the report."""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +55,10 @@ def test_accept_messy_csv_with_faults_then_rerun_never_repeats(
         crlf=True,
         blank_lines=True,
     )
-    # The first accept is refused; the second answers 503 through every in-request retry.
+    # The first accept is refused; the next one answers 503 for good (Retry-After 0 keeps
+    # the row's tries within the run quick): it fails with its background retry.
     align_sandbox.inject_fault("clincheck_accept", status=422, times=1)
-    align_sandbox.inject_fault("clincheck_accept", status=503, times=4)
+    align_sandbox.inject_fault("clincheck_accept", status=503, retry_after=0, times=7)
     report_path = tmp_path / "report.csv"
     code, out, err = run(
         "align_clincheck_accept", "--csv", str(path), "--concurrency", "1",
@@ -82,6 +82,7 @@ def test_accept_messy_csv_with_faults_then_rerun_never_repeats(
     assert report[4]["status"] == "404"
     assert "screenshot" in report[6]["message"]
     assert "8 rows: 2 succeeded, 0 already done, 1 duplicates, 5 failed" in out
+    assert "slowed down" in out and "6 rows tried again" in out
     assert "line 2" in err and "line 14" in err
 
     code, out, err = run("align_clincheck_accept", "--csv", str(path), "--report", str(report_path))
@@ -196,7 +197,8 @@ def test_upload_retry_is_resumed_by_the_worker(sent_case: Any, align_sandbox: An
     case = sent_case(screenshot=False)
     asset = CaseAsset(case=case, kind=CaseAsset.STL, content_type="model/stl")
     asset.file.save("rescan.stl", ContentFile(b"solid x\nendsolid x\n"), save=True)
-    align_sandbox.inject_fault("upload_assets", status=503, times=4)
+    # 503 for every try within the run (Retry-After 0 keeps them quick): a background retry.
+    align_sandbox.inject_fault("upload_assets", status=503, retry_after=0, times=7)
     assert run("align_upload_assets", "--case", str(case.uuid))[0] == 1
     operation = RemoteOperation.objects.get(
         case=case, kind="upload_assets", state=RemoteOperation.RETRY_SCHEDULED
@@ -352,25 +354,33 @@ def test_concurrent_rows_each_accepted_once(
     cases = [sent_case() for _ in range(12)]
     align_sandbox.inject_fault("clincheck_accept", delay=0.05, times=None)
     path = write_csv(tmp_path / "in.csv", ["case_id"], [[c.uuid] for c in cases + cases[:3]])
-    code, out, err = run(
-        "align_clincheck_accept", "--csv", str(path), "--concurrency", "4", "--rate", "0"
-    )
+    code, out, err = run("align_clincheck_accept", "--csv", str(path), "--concurrency", "4")
     assert code == 0, err
     assert "12 succeeded, 0 already done, 3 duplicates, 0 failed" in out
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
 
-def test_rate_limiter_spaces_calls() -> None:
+def test_rate_limiter_spaces_calls(monkeypatch: Any) -> None:
     import threading
 
-    limiter, stop = batch.RateLimiter(50), threading.Event()
-    started = time.monotonic()
+    from align_integration.workflows.batch import pacing
+
+    clock = [100.0]  # a clock the limiter's waits move forward
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: clock[0])
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            clock[0] += timeout or 0
+            return self.is_set()
+
+    limiter, stop = batch.RateLimiter(50), Stop()
     for _ in range(6):
         assert limiter.wait(stop)
-    assert time.monotonic() - started >= 0.09
+    assert clock[0] == pytest.approx(100.1)  # five waits of 1/50 s after the first call
     stop.set()
     assert not batch.RateLimiter(1).wait(stop)
     assert batch.RateLimiter(0).wait(threading.Event())
+    assert batch.RateLimiter(None).wait(threading.Event())
 
 
 def test_screenshot_helper_is_what_accept_sends(sent_case: Any, align_sandbox: Any) -> None:

@@ -43,11 +43,20 @@ PAUSED = "paused"
 
 @dataclass(frozen=True)
 class RowOutcome:
-    """How one row ended: an outcome above, Align's (or our) status code, a message."""
+    """How one row ended: an outcome above, Align's (or our) status code, a message.
+
+    ``throttled``: it failed because the service asked us to slow down (429, 503 or a
+    ``Retry-After``), which it asked to wait ``retry_after`` seconds for (``None``: not
+    said); the runner tries such a row again within the run while its operation still
+    has a background retry scheduled (``retry_scheduled``; ``None``: not known).
+    """
 
     outcome: str
     status: int | None = None
     message: str = ""
+    throttled: bool = False
+    retry_after: float | None = None
+    retry_scheduled: bool | None = None
 
     @property
     def failed(self) -> bool:
@@ -61,11 +70,13 @@ def outcome_of(
     if result.ok:
         return RowOutcome(SUCCEEDED, result.status_code, done_message)
     message = "; ".join(result.errors) or f"HTTP {result.status_code}"
+    scheduled = None
     if operation is not None:
         operation.refresh_from_db()
-        if operation.state == RemoteOperation.RETRY_SCHEDULED:
+        scheduled = operation.state == RemoteOperation.RETRY_SCHEDULED
+        if scheduled:
             message += " (a background retry is scheduled)"
-    return RowOutcome(FAILED, result.status_code, message)
+    return RowOutcome(FAILED, result.status_code, message, retry_scheduled=scheduled)
 
 
 class _Rollback(Exception):

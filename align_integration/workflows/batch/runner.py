@@ -3,7 +3,14 @@
 - Rows are checked and sent by a :class:`~align_integration.workflows.batch.actions.CaseAction`;
   each row is its own try/except, so one bad row never stops the others.
 - ``concurrency`` worker threads (each with its own HTTP session and database connection,
-  closed when the thread ends) share a rate limit of ``rate`` remote actions per second.
+  closed when the thread ends) work on rows; how many requests are in flight adapts to the
+  service (``workflows.batch.pacing``): a 429, a 503 or a ``Retry-After`` halves it, success
+  grows it back to ``concurrency``.  ``rate`` (``--rate``) is an optional ceiling of
+  requests started per second; there is none by default.
+- A throttled row waits as the service asked and is tried again within the run, with the
+  same ``RemoteOperation`` and idempotency key (the service never acts twice).  Its failed
+  attempt is on the timeline with the background retry it scheduled, which a later
+  success in the run makes moot.
 - Duplicates are processed once: the same reference twice, or two references of one case.
 - While outbound traffic is paused (switch ``align-outbound-paused``) a row that would
   send is reported ``paused``: nothing is sent, no attempt is spent, and the command exits
@@ -16,17 +23,17 @@
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from align_integration.adapters import get_adapter
+from align_integration.client.errors import AlignError
 from align_integration.client.service import AlignServiceClient
 from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.workflows.batch.actions import (
@@ -41,20 +48,29 @@ from align_integration.workflows.batch.actions import (
     RowOutcome,
     upload_case_assets,
 )
+from align_integration.workflows.batch.pacing import (
+    THROTTLE_RETRIES,
+    AimdLimit,
+    InFlightGate,
+    RateLimiter,
+    ThrottleWatch,
+    batch_client,
+    throttle_wait,
+)
 from align_integration.workflows.batch.rows import InputRow
+from align_integration.workflows.batch.worklist import RowQueue, drop_broken_connections
 
 logger = logging.getLogger("align_integration.batch")
 
 DEFAULT_CONCURRENCY = 4
-DEFAULT_RATE = 10.0
-
 __all__ = [
     "DEFAULT_CONCURRENCY",
-    "DEFAULT_RATE",
+    "AimdLimit",
     "BatchReport",
     "BatchRunner",
     "RateLimiter",
     "RowResult",
+    "batch_client",
     "process_row",
     "upload_case_assets",
 ]
@@ -87,6 +103,8 @@ class BatchReport:
     results: list[RowResult] = field(default_factory=list)
     interrupted: bool = False
     elapsed: float = 0.0
+    slowdowns: int = 0  # how many times the service's throttling slowed the batch down
+    throttled_retries: int = 0  # rows tried again within the run after a throttle
 
     def count(self, *outcomes: str) -> int:
         return sum(1 for result in self.results if result.outcome.startswith(outcomes))
@@ -113,54 +131,49 @@ class BatchReport:
         if self.interrupted:
             parts.append(f"{self.count(NOT_RUN)} not run (interrupted)")
         mode = " (dry run: nothing sent)" if dry_run else ""
-        return f"{name}: {len(self.results)} rows: {', '.join(parts)} in {self.elapsed:.1f} s{mode}"
+        pace = ""
+        if self.slowdowns or self.throttled_retries:
+            pace = (
+                f"; Align asked to slow down: slowed down {self.slowdowns} times, "
+                f"{self.throttled_retries} rows tried again"
+            )
+        return (
+            f"{name}: {len(self.results)} rows: {', '.join(parts)} "
+            f"in {self.elapsed:.1f} s{mode}{pace}"
+        )
 
 
-class RateLimiter:
-    """At most ``rate`` acquisitions per second across threads (``rate <= 0``: no limit)."""
+@dataclass
+class Pacing:
+    """What paces a batch's requests: the in-flight gate and the optional rate ceiling."""
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate and rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Block until this caller's slot; False if ``stop`` was set meanwhile."""
-        if not self.interval:
-            return not stop.is_set()
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            return not stop.wait(delay)
-        return not stop.is_set()
+    gate: InFlightGate
+    rate: RateLimiter
 
 
 class _CaseRegister:
-    """Which input row first claimed each case (threads share it)."""
+    """Which input row first claimed each case (threads share it).  A row tried again
+    after a throttle is still the first."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._first: dict[Any, int | None] = {}
+        self._first: dict[Any, tuple[int, int | None]] = {}
 
-    def claim(self, case_pk: Any, line: int | None) -> tuple[bool, int | None]:
+    def claim(self, case_pk: Any, index: int, line: int | None) -> tuple[bool, int | None]:
         with self._lock:
-            if case_pk in self._first:
-                return False, self._first[case_pk]
-            self._first[case_pk] = line
-            return True, line
+            first = self._first.setdefault(case_pk, (index, line))
+            return first[0] == index, first[1]
 
 
 def process_row(
     action: CaseAction,
     row: InputRow,
     *,
+    index: int,
     user: Any,
     client: AlignServiceClient,
     dry_run: bool,
-    limiter: RateLimiter,
+    pacing: Pacing,
     stop: threading.Event,
     register: _CaseRegister,
 ) -> RowOutcome:
@@ -169,7 +182,7 @@ def process_row(
         case = get_adapter().get_case(row.case_ref)
     except LookupError as problem:
         return RowOutcome(FAILED, 404, str(problem))
-    first, line = register.claim(case.pk, row.line)
+    first, line = register.claim(case.pk, index, row.line)
     if not first:
         where = f"line {line}" if line is not None else "an earlier --case"
         return RowOutcome(DUPLICATE, None, f"Same case as {where}; processed once.")
@@ -180,19 +193,39 @@ def process_row(
         return RowOutcome(WOULD_SEND, None, action.would_send)
     if outbound_paused():
         return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
-    if not limiter.wait(stop):
+    if not pacing.rate.wait(stop):
         return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
+    number = pacing.gate.enter(stop)
+    if number is None:
+        return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
+    watch = client if isinstance(client, ThrottleWatch) else None
+    if watch is not None:
+        watch.throttle = None
+    throttle: AlignError | None = None
     try:
-        return action.send(case, row.comment, plan, user=user, client=client)
+        outcome = action.send(case, row.comment, plan, user=user, client=client)
     except OutboundPaused:  # switched on while this row was on its way
         return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
+    finally:
+        throttle = watch.throttle if watch is not None else None
+        wait = throttle_wait(throttle.retry_after, 1) if throttle is not None else 0.0
+        pacing.gate.leave(number, throttled=throttle is not None, wait=wait)
+    if throttle is not None and outcome.failed:
+        return replace(outcome, throttled=True, retry_after=throttle.retry_after)
+    return outcome
 
 
 ResultCallback = Callable[[RowResult], None]
 
 
 class BatchRunner:
-    """Runs ``action`` over ``rows``; :meth:`run` returns the :class:`BatchReport`."""
+    """Runs ``action`` over ``rows``; :meth:`run` returns the :class:`BatchReport`.
+
+    ``concurrency``: most rows worked on at once, and the ceiling of requests in flight;
+    ``adaptive=False`` keeps that many in flight whatever the service answers (throttled
+    rows still wait and are tried again).  ``rate``: an optional ceiling of requests
+    started per second (``None`` or 0: none).
+    """
 
     def __init__(
         self,
@@ -200,17 +233,19 @@ class BatchRunner:
         rows: list[InputRow],
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
-        rate: float = DEFAULT_RATE,
+        rate: float | None = None,
+        adaptive: bool = True,
         dry_run: bool = False,
         user: Any = None,
         on_result: ResultCallback | None = None,
         handle_signals: bool = False,
-        client_factory: Callable[[], AlignServiceClient] = AlignServiceClient,
+        client_factory: Callable[[], AlignServiceClient] = batch_client,
     ) -> None:
         self.action = action
         self.rows = rows
         self.concurrency = max(1, int(concurrency))
-        self.limiter = RateLimiter(rate)
+        limit = AimdLimit(self.concurrency, factor=0.5 if adaptive else 1.0)
+        self.pacing = Pacing(InFlightGate(limit), RateLimiter(rate))
         self.dry_run = dry_run
         self.user = user
         self.on_result = on_result
@@ -220,6 +255,7 @@ class BatchRunner:
         self._register = _CaseRegister()
         self._results: dict[int, RowResult] = {}
         self._lock = threading.Lock()
+        self._throttled_retries = 0
 
     # -- results ---------------------------------------------------------------------------
     def _store(self, index: int, row: InputRow, outcome: RowOutcome) -> None:
@@ -231,15 +267,19 @@ class BatchRunner:
             if self.on_result is not None:
                 self.on_result(result)
 
-    def _run_one(self, index: int, row: InputRow, client: AlignServiceClient) -> None:
+    def _run_one(
+        self, index: int, row: InputRow, tries: int, client: AlignServiceClient
+    ) -> tuple[float, int, InputRow, int] | None:
+        """Work on one row; when it was throttled and may be tried again, when and how."""
         try:
             outcome = process_row(
                 self.action,
                 row,
+                index=index,
                 user=self.user,
                 client=client,
                 dry_run=self.dry_run,
-                limiter=self.limiter,
+                pacing=self.pacing,
                 stop=self.stop,
                 register=self._register,
             )
@@ -254,7 +294,21 @@ class BatchRunner:
                 type(error).__name__,
             )
             outcome = RowOutcome(FAILED, None, f"Unexpected error ({type(error).__name__}).")
+        again = outcome.throttled and outcome.retry_scheduled is not False
+        if again and tries < THROTTLE_RETRIES and not self.stop.is_set():
+            wait = throttle_wait(outcome.retry_after, tries + 1)
+            with self._lock:
+                self._throttled_retries += 1
+            logger.info(
+                "batch=%s line=%s outcome=throttled status=%s retry_in=%.1f",
+                self.action.name,
+                row.line,
+                outcome.status,
+                wait,
+            )
+            return (time.monotonic() + wait, index, row, tries + 1)
         self._store(index, row, outcome)
+        return None
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> BatchReport:
@@ -271,11 +325,10 @@ class BatchRunner:
                 seen[row.key] = row.line
                 work.append((index, row))
         previous = self._install_signal_handler()
+        rows = RowQueue(work)
         try:
-            if not self.threads_allowed() or len(work) <= 1:
-                self._run_inline(work)
-            else:
-                self._run_threads(work)
+            threads = self.concurrency if self.threads_allowed() and len(work) > 1 else 0
+            self._run_rows(rows, threads)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, report what we have
             self.stop.set()
         finally:
@@ -287,6 +340,8 @@ class BatchRunner:
             results=[self._results[index] for index in sorted(self._results)],
             interrupted=self.stop.is_set(),
             elapsed=time.monotonic() - started,
+            slowdowns=self.pacing.gate.slowdowns,
+            throttled_retries=self._throttled_retries,
         )
 
     def threads_allowed(self) -> bool:
@@ -302,44 +357,41 @@ class BatchRunner:
             return False
         return True
 
-    def _run_inline(self, work: list[tuple[int, InputRow]]) -> None:
-        client = self.client_factory()
+    def _work_through(self, rows: RowQueue, *, own_connections: bool) -> None:
+        client = cast(AlignServiceClient, ThrottleWatch(self.client_factory()))
         try:
-            for index, row in work:
-                if self.stop.is_set():
-                    break
-                self._run_one(index, row, client)
+            while (item := rows.take(self.stop)) is not None:
+                if own_connections:
+                    drop_broken_connections()
+                retry = None
+                try:
+                    retry = self._run_one(*item, client)
+                finally:
+                    rows.done(retry)
         finally:
             client.close()
-
-    def _run_threads(self, work: list[tuple[int, InputRow]]) -> None:
-        pending: queue.Queue[tuple[int, InputRow]] = queue.Queue()
-        for item in work:
-            pending.put(item)
-
-        def worker() -> None:
-            client = self.client_factory()
-            try:
-                while not self.stop.is_set():
-                    try:
-                        index, row = pending.get_nowait()
-                    except queue.Empty:
-                        return
-                    close_old_connections()
-                    self._run_one(index, row, client)
-            finally:
-                client.close()
+            if own_connections:
                 connections.close_all()  # this thread's connections only
 
-        threads = [
-            threading.Thread(target=worker, name=f"align-batch-{n}", daemon=True)
-            for n in range(min(self.concurrency, len(work)))
+    def _run_rows(self, rows: RowQueue, threads: int) -> None:
+        """Work through ``rows`` in this thread (``threads`` 0) or in worker threads."""
+        if not threads:
+            self._work_through(rows, own_connections=False)
+            return
+        workers = [
+            threading.Thread(
+                target=self._work_through,
+                kwargs={"rows": rows, "own_connections": True},
+                name=f"align-batch-{n}",
+                daemon=True,
+            )
+            for n in range(threads)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)  # short joins let the main thread take Ctrl-C
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.1)  # short joins let the main thread take Ctrl-C
 
     # -- Ctrl-C ------------------------------------------------------------------------------
     def _install_signal_handler(self) -> Any:

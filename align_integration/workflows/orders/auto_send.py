@@ -26,7 +26,7 @@ from django.utils import timezone
 from align_integration.cases import can_send_to_align
 from align_integration.models import AlignCase, CaseEvent, RemoteOperation
 from align_integration.outbound import OutboundPaused
-from align_integration.workflows.operations import CLAIM_SECONDS, announce_retry, operation_for
+from align_integration.workflows.operations import announce_retry, claim_seconds, operation_for
 from align_integration.workflows.orders.flow import initiate_align_order
 from align_integration.workflows.timeline import record
 
@@ -74,7 +74,7 @@ def run_auto_send(operation: RemoteOperation) -> bool:
     RemoteOperation.objects.filter(pk=operation.pk).update(
         attempts=operation.attempts + 1,
         state=RemoteOperation.IN_PROGRESS,
-        claimed_until=timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS),
+        claimed_until=timezone.now() + dt.timedelta(seconds=claim_seconds()),
     )
     try:
         result = initiate_align_order(None, case)

@@ -40,6 +40,7 @@ from align_integration.workflows.operations import (
     Attempt,
     OperationBusy,
     OperationFailed,
+    claim_seconds,
     operation_for,
     patient_or_refusal,
     run_operation,
@@ -67,15 +68,23 @@ def align_state(case: Any) -> AlignCase:
 
 
 def _claim_case(state: AlignCase) -> str:
+    """Lease the case for one send.  The lease lasts as long as an operation's claim and is
+    renewed at each step, so a crashed send's case is free again by the time a worker
+    takes its operation over."""
     token = uuid.uuid4().hex
     now = timezone.now()
-    seconds = int(get_setting("CASE_LEASE_SECONDS"))
     claimed = (
         AlignCase.objects.filter(pk=state.pk)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_token=token, lease_until=now + dt.timedelta(seconds=seconds))
+        .update(lease_token=token, lease_until=now + dt.timedelta(seconds=claim_seconds()))
     )
     return token if claimed else ""
+
+
+def _renew_case(state: AlignCase, token: str) -> None:
+    AlignCase.objects.filter(pk=state.pk, lease_token=token).update(
+        lease_until=timezone.now() + dt.timedelta(seconds=claim_seconds())
+    )
 
 
 def _release_case(state: AlignCase, token: str) -> None:
@@ -330,9 +339,9 @@ def initiate_align_order(
             state.save(update_fields=["align_case_id", "updated_at"])
         record(case, ACTION, CaseEvent.STARTED, "Sending the case to Align.", user=user)
         try:
-            sender.create_patient(state)
-            sender.create_order(state)
-            sender.upload_assets(state)
+            for step in (sender.create_patient, sender.create_order, sender.upload_assets):
+                _renew_case(state, lease)
+                step(state)
         except NothingToUpload:
             record(case, ACTION, CaseEvent.FAILED, NO_FILES, status_code=400, user=user, note=True)
             return AlignResult(400, [NO_FILES])
