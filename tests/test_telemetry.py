@@ -167,3 +167,31 @@ def test_sending_a_case_is_traced_without_a_patient_value(
     exported = everything_exported(otel)
     for text in CANARY_TEXTS:
         assert text not in exported, text
+
+
+@pytest.mark.django_db
+def test_each_callback_is_a_span_with_its_type_and_outcome(
+    otel: Telemetry, make_case: Any, client: Any
+) -> None:
+    from align_integration.testing import post_callback
+
+    case = make_case(**CANARY)
+    data = {"caseId": str(case.pk), "status": "accepted", "changedAt": "2026-11-20T12:00:00Z"}
+    assert post_callback(client, "case.status_changed", data).status_code == 200
+    unknown = {**data, "caseId": "no-such-case"}
+    assert post_callback(client, "case.status_changed", unknown).status_code == 202
+    assert post_callback(client, "case.status_changed", data, secret="whsec_" + "A" * 32)
+    spans = [s for s in otel.spans.get_finished_spans() if s.name == "align.callback"]
+    seen = [
+        (
+            dict(s.attributes or {}).get("align.event_type"),
+            dict(s.attributes or {})["align.outcome"],
+        )
+        for s in spans
+    ]
+    assert seen == [
+        ("case.status_changed", "processed"),
+        ("case.status_changed", "unmatched"),
+        (None, "forbidden"),
+    ]
+    assert all(text not in everything_exported(otel) for text in CANARY_TEXTS)

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from align_integration import telemetry
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent
 from align_integration.views.inbound import (
@@ -97,6 +98,7 @@ class CallbackView(InboundView):
             raise BadRequest("body is not valid JSON") from None
         try:
             self.parsed = parse_event(payload)
+            telemetry.set_attribute(self.traced, "event_type", self.parsed.event_type)
         except InvalidEvent as error:
             # A redelivery of an event we stored is answered as one, whatever changed since:
             # the sender must stop redelivering it.

@@ -27,6 +27,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from align_integration import telemetry
+
 Validator = Callable[[HttpRequest], None]
 
 
@@ -133,6 +135,8 @@ class InboundView(View):
     #: The word that starts every log line of this endpoint (``callback``, ``itero_notification``).
     log_name: ClassVar[str] = "inbound"
     logger: ClassVar[logging.Logger] = logging.getLogger("align_integration")
+    #: The telemetry span of the request being answered (``None`` without the ``otel`` extra).
+    traced: Any = None
     #: Methods accepted; anything else is refused by :meth:`check_method` with 405.
     allowed_methods: ClassVar[tuple[str, ...]] = ("POST",)
 
@@ -149,24 +153,27 @@ class InboundView(View):
 
     # -- the pipeline ---------------------------------------------------------------------
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            for validate in self.get_validators():
-                validate(request)
-            response = self.handle(request)
-        except Answered as answered:
-            response = answered.response
-        except InboundRejected as rejected:
-            response = self.refuse(rejected)
-        except SuspiciousOperation:
-            response = self.refuse(BadRequest("the request is malformed"))
-        except Exception as error:  # our fault: one line, no path, no request data
-            self.logger.error(
-                "%s outcome=error error=%s at=%s",
-                self.log_name,
-                type(error).__name__,
-                _where(error),
-            )
-            response = self.failure()
+        with telemetry.span(f"align.{self.log_name}") as self.traced:
+            try:
+                for validate in self.get_validators():
+                    validate(request)
+                response = self.handle(request)
+            except Answered as answered:
+                response = answered.response
+            except InboundRejected as rejected:
+                response = self.refuse(rejected)
+            except SuspiciousOperation:
+                response = self.refuse(BadRequest("the request is malformed"))
+            except Exception as error:  # our fault: one line, no path, no request data
+                self.logger.error(
+                    "%s outcome=error error=%s at=%s",
+                    self.log_name,
+                    type(error).__name__,
+                    _where(error),
+                )
+                telemetry.set_attribute(self.traced, "outcome", "error")
+                response = self.failure()
+            telemetry.set_attribute(self.traced, "status", response.status_code)
         # Django's request logger would write the path (it can hold a secret): we log here.
         response._has_been_logged = True  # type: ignore[attr-defined]
         return response
@@ -185,9 +192,11 @@ class InboundView(View):
     def answer(self, payload: dict[str, Any], status: int, outcome: str) -> JsonResponse:
         """A JSON answer, logged as ``<name> status=<status> outcome=<outcome>``."""
         self.logger.info("%s status=%d outcome=%s", self.log_name, status, outcome)
+        telemetry.set_attribute(self.traced, "outcome", outcome)
         return JsonResponse(payload, status=status)
 
     def refuse(self, rejected: InboundRejected) -> HttpResponse:
+        telemetry.set_attribute(self.traced, "outcome", rejected.outcome)
         self.logger.info(
             "%s status=%d outcome=%s reason=%s",
             self.log_name,
