@@ -40,6 +40,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from align_integration.client.retry import doubling
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
@@ -368,7 +369,7 @@ def due_callback_events(limit: int = 100) -> list[CallbackEvent]:
         event
         for event in failed[: limit * 4]
         if event.received_at
-        <= now - dt.timedelta(seconds=CALLBACK_BACKOFF_SECONDS * 2 ** max(0, event.attempts - 1))
+        <= now - dt.timedelta(seconds=doubling(event.attempts, base=CALLBACK_BACKOFF_SECONDS))
     ]
     chosen = (stuck + due)[:limit]
     if len(chosen) < limit:

@@ -13,6 +13,7 @@ from align_integration.client.retry import (
     Failure,
     background_delay,
     build_retry,
+    doubling,
     is_retryable_status,
     may_resend,
     should_retry,
@@ -165,3 +166,16 @@ def test_retry_after_as_an_http_date() -> None:
     assert 80 <= requested_wait(format_datetime(later, usegmt=True)) <= 91
     assert requested_wait("soon") is None
     assert requested_wait("7") == 7
+
+
+def test_the_one_backoff_curve_doubles_from_the_base_and_stops_at_the_cap() -> None:
+    assert [doubling(n, base=30) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert doubling(0, base=30) == 30  # no attempt yet waits the base
+    assert doubling(10, base=30, cap=300) == 300
+
+
+def test_a_wait_a_person_reads_has_no_jitter() -> None:
+    assert background_delay(3, base=60, cap=3600, jitter=False) == 240
+    assert background_delay(3, base=60, cap=3600, retry_after=900, jitter=False) == 900
+    jittered = {background_delay(3, base=60, cap=3600) for _ in range(20)}
+    assert all(120 <= delay <= 240 for delay in jittered) and len(jittered) > 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import enum
+import math
 import random
 from collections.abc import Collection, Mapping
 from types import TracebackType
@@ -217,15 +218,27 @@ def retry_from_settings(
     )
 
 
+def doubling(attempt: int, *, base: float, cap: float = math.inf) -> float:
+    """``base`` doubled for every attempt after the first (``attempt`` >= 1), capped: the
+    one backoff curve of the app (background retries, downloads, callbacks, batch pacing)."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
 def background_delay(
-    attempt: int, *, base: float, cap: float, retry_after: float | None = None
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    jitter: bool = True,
 ) -> float:
     """Seconds before background attempt ``attempt + 1`` (``attempt`` >= 1).
 
-    Exponential with full jitter in the upper half, never below ``Retry-After``.
+    :func:`doubling`, with jitter in the upper half (unless ``jitter`` is off, for waits a
+    person reads, such as a scan's next download), never below ``Retry-After``.
     """
-    exponential = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = exponential / 2 + random.uniform(0, exponential / 2)
+    exponential = doubling(attempt, base=base, cap=cap)
+    delay = exponential / 2 + random.uniform(0, exponential / 2) if jitter else exponential
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))
     return delay

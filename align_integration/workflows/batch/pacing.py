@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from align_integration.client.errors import AlignError
-from align_integration.client.retry import RETRY_STATUSES, retry_from_settings
+from align_integration.client.retry import RETRY_STATUSES, doubling, retry_from_settings
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 
@@ -42,7 +42,7 @@ def throttle_wait(retry_after: float | None, tries: int) -> float:
     """Seconds a row waits after its ``tries``-th throttled answer (``tries`` >= 1)."""
     if retry_after is not None:
         return max(0.0, retry_after)
-    return min(THROTTLE_BACKOFF_MAX, THROTTLE_BACKOFF * 2 ** max(0, tries - 1))
+    return doubling(tries, base=THROTTLE_BACKOFF, cap=THROTTLE_BACKOFF_MAX)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from django.utils import timezone
 from align_integration.cases import case_changed
 from align_integration.client.errors import AlignError, AlignNotFound
 from align_integration.client.itero import IteroDownloadIncomplete
+from align_integration.client.retry import background_delay
 from align_integration.conf import get_setting
 from align_integration.locks import LockTimeout
 from align_integration.models import CaseEvent, IteroConnection, IteroScan
@@ -59,12 +60,13 @@ ACTION = "itero_scan_download"
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     """Seconds before the next try: ``DOWNLOAD_RETRY_BASE`` doubled per attempt, capped."""
-    base = float(get_setting("ITERO", "DOWNLOAD_RETRY_BASE"))
-    cap = float(get_setting("OPERATION_BACKOFF_MAX"))
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    if retry_after is not None:
-        delay = max(delay, min(float(retry_after), cap))
-    return delay
+    return background_delay(
+        attempt,
+        base=float(get_setting("ITERO", "DOWNLOAD_RETRY_BASE")),
+        cap=float(get_setting("OPERATION_BACKOFF_MAX")),
+        retry_after=float(retry_after) if retry_after is not None else None,
+        jitter=False,
+    )
 
 
 def _claim(scan: IteroScan) -> bool:
