@@ -61,20 +61,26 @@ TEMPLATES = [
     }
 ]
 
+#: make test runs the Django 6.x suite through tox at the same time as the default one.
+_SECOND_RUN = os.environ.get("ALIGN_TEST_RUN", "") == "tox"
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'test.sqlite3'}", conn_max_age=0
     )
 }
+if _SECOND_RUN and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_tox"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Under pytest-xdist each worker flushes its own Redis database: gw0 keeps REDIS_URL's, gw1
-# takes the one below it, and so on.
+# takes the one below it, and so on.  A second run at the same time (make test runs the
+# Django 6.x run through tox beside the default one, ALIGN_TEST_RUN=tox) takes the two below
+# those, and test databases of its own.
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _XDIST_WORKER.startswith("gw") and _XDIST_WORKER[2:].isdigit():
-    _base, _, _db = REDIS_URL.rpartition("/")
-    if _db.isdigit():
-        REDIS_URL = f"{_base}/{(int(_db) - int(_XDIST_WORKER[2:])) % 16}"
+_shift = (int(_XDIST_WORKER[2:]) if _XDIST_WORKER[2:].isdigit() else 0) + 2 * _SECOND_RUN
+_base, _, _db = REDIS_URL.rpartition("/")
+if _shift and _db.isdigit():
+    REDIS_URL = f"{_base}/{(int(_db) - _shift) % 16}"
 
 STATIC_URL = "/static/"
 MEDIA_ROOT = os.environ.get("ALIGN_TEST_MEDIA_ROOT", str(BASE_DIR / ".media"))
