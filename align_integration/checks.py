@@ -31,7 +31,9 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
+from align_integration.adapters import CaseAdapter
 from align_integration.conf import CASE_MODEL_SETTING, SETTINGS_NAME, align_settings
 from align_integration.defaults import REQUIRED_SERVICE_KEYS
 
@@ -209,10 +211,6 @@ def _check_itero_exposure(itero: dict[str, Any]) -> list[Any]:
 
 
 def _check_adapter(path: str) -> list[Any]:
-    from django.utils.module_loading import import_string
-
-    from align_integration.adapters import CaseAdapter
-
     try:
         adapter = import_string(path)
     except ImportError as error:
@@ -235,10 +233,6 @@ def _check_adapter(path: str) -> list[Any]:
 
 def _check_chief_concern(config: dict[str, Any]) -> list[Any]:
     """E014: the default ``chief_concern`` would send an empty chief concern."""
-    from django.utils.module_loading import import_string
-
-    from align_integration.adapters import CaseAdapter
-
     adapter = import_string(config["CASE_ADAPTER"])
     overridden = adapter.chief_concern is not CaseAdapter.chief_concern
     if overridden or str(config.get("CHIEF_CONCERN") or "").strip():

@@ -66,6 +66,8 @@ def run_django_task(task_path: str, args: list[Any], kwargs: dict[str, Any]) -> 
 @shared_task(name=RETRY_OPERATION, ignore_result=True, acks_late=True)
 def retry_operation(operation_id: int) -> bool:
     """One due retry of a remote operation (the same job as ``align_integration.tasks``)."""
+    # Imported when the task runs: Celery may import this module before Django's app
+    # registry is ready (worker start-up, autodiscovery), and the worker needs the models.
     from align_integration.worker import run_operation_job
 
     return run_operation_job(operation_id)

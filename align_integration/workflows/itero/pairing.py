@@ -91,17 +91,6 @@ def _signed_in() -> IteroConnection:
     return sign_in
 
 
-def list_lab_accounts() -> list[dict[str, str]]:
-    """The accounts the signed-in user may pair with (the sign-in's token)."""
-    sign_in = _signed_in()
-    client = itero_client(sign_in)
-    try:
-        token = sign_in.access_token_valid_for(30) or None
-        return lab_accounts(client.list_accounts(access_token=token))
-    finally:
-        client.close()
-
-
 def pair_account(account_number: str, callback_url: str, *, user: Any = None) -> IteroConnection:
     """Pair with ``account_number`` (with the sign-in's token), giving ``callback_url`` for
     scan notifications; the account's row keeps the token set the pairing returns.  Other
