@@ -19,6 +19,7 @@ at ``manage.py check`` / ``runserver`` / ``migrate`` time, never as a traceback 
 | align_integration.W001 | ``CALLBACK_SECRETS`` is empty: every callback will be refused |
 | align_integration.W002 | the token cache is per-process (LocMem/Dummy) outside DEBUG |
 | align_integration.W003 | ``ITERO.PUBLIC_URL`` is unset outside DEBUG: URLs come from the request |
+| align_integration.W004 | ``ALIGN_INTEGRATION`` has a key this version does not read |
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from django.utils.module_loading import import_string
 
 from align_integration.adapters import CaseAdapter
 from align_integration.conf import CASE_MODEL_SETTING, SETTINGS_NAME, align_settings
-from align_integration.defaults import REQUIRED_SERVICE_KEYS
+from align_integration.defaults import DEFAULTS, REQUIRED_SERVICE_KEYS
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PER_PROCESS_CACHES = (
@@ -93,6 +94,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 f"{CASE_MODEL_SETTING} is {label!r}; it must name an installed model "
                 "as 'app_label.ModelName'.",
                 id=_id("E002"),
+            )
+        )
+
+    unknown = sorted(set(getattr(settings, SETTINGS_NAME, None) or {}) - set(DEFAULTS))
+    if unknown:
+        problems.append(
+            Warning(
+                f"{SETTINGS_NAME} has keys this version does not read: {', '.join(unknown)}.",
+                hint="A misspelt key, or one removed (CASE_LEASE_SECONDS: the case lease now "
+                "follows OPERATION_CLAIM_SECONDS). See docs/settings.md.",
+                id=_id("W004"),
             )
         )
 

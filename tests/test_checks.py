@@ -182,3 +182,15 @@ def test_chief_concern_has_no_default() -> None:
     from align_integration.defaults import DEFAULTS
 
     assert DEFAULTS["CHIEF_CONCERN"] == ""
+
+
+def test_a_key_this_version_does_not_read_is_w004(settings: Any) -> None:
+    configure(settings, CASE_LEASE_SECONDS=300, SERVICES={"BASE_URL": "x"})
+    problems = ids(settings)
+    assert "CASE_LEASE_SECONDS, SERVICES" in problems["align_integration.W004"]
+    settings.ALIGN_INTEGRATION = {
+        key: value
+        for key, value in settings.ALIGN_INTEGRATION.items()
+        if key not in ("CASE_LEASE_SECONDS", "SERVICES")
+    }
+    assert "align_integration.W004" not in ids(settings)
