@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from align_integration.adapters import get_adapter
+from align_integration.adapters import CaseAdapter, get_adapter
 from align_integration.models import CaseEvent, RemoteOperation
 from align_integration.workflows.errors import safe_request_id
 
@@ -72,9 +72,12 @@ def add_host_note(case: Any, text: str, user: Any = None) -> None:
     The call runs in a savepoint, so a host note that fails in the database leaves the
     caller's transaction usable.
     """
+    adapter = get_adapter()
+    if type(adapter).add_case_note is CaseAdapter.add_case_note:
+        return  # the default does nothing: no savepoint for it on every outcome
     try:
         with transaction.atomic():
-            get_adapter().add_case_note(case, text, user)
+            adapter.add_case_note(case, text, user)
     except Exception as error:  # the host's code: never let it break the flow
         logger.warning(
             "case=%s host_note=failed error=%s", getattr(case, "pk", "-"), type(error).__name__
