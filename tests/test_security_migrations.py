@@ -1,6 +1,6 @@
 """The data migrations of the security release, run on rows as 0.1 left them: pending
-notifications for the same Rx id are merged before the one-pending constraint (0005-0006),
-and archive member names in ``source_ref`` are replaced by their hash (0007)."""
+notifications for the same Rx id are merged before the one-pending constraint (0007-0008),
+and archive member names in ``source_ref`` are replaced by their hash (0009)."""
 
 from __future__ import annotations
 
@@ -9,31 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import migrate_forward, models_as_of
 
 APP = "align_integration"
-BEFORE = [(APP, "0006_security_permissions")]
 
 
 @pytest.fixture
 def old_apps(transactional_db: Any) -> Iterator[Any]:
-    """The app's models as of 0004; migrates back to the newest state afterwards."""
-    executor = MigrationExecutor(connection)
-    latest = executor.loader.graph.leaf_nodes(APP)
-    executor.migrate(BEFORE)
-    try:
-        yield executor.loader.project_state(BEFORE).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(latest)
-
-
-def migrate_forward() -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes(APP))
+    with models_as_of("0006_security_permissions") as apps:
+        yield apps
 
 
 def test_pending_duplicates_are_merged_then_constrained(old_apps: Any) -> None:

@@ -1,4 +1,4 @@
-"""Migration 0010 on rows as the one-pairing connector left them: the existing pairing is
+"""Migration 0011 on rows as the one-pairing connector left them: the existing pairing is
 kept (now the row of its account), a sign-in over a pairing becomes the sign-in row and the
 account waits for re-pairing, scans get their account, and older revisions' files on a case
 are marked removed."""
@@ -9,32 +9,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from align_integration.encryption import encrypt_token
+from tests.migrations import migrate_forward, models_as_of
 
 APP = "align_integration"
-BEFORE = [(APP, "0010_vendor_text")]
 
 
 @pytest.fixture
 def old_apps(transactional_db: Any) -> Iterator[Any]:
-    executor = MigrationExecutor(connection)
-    latest = executor.loader.graph.leaf_nodes(APP)
-    executor.migrate(BEFORE)
-    try:
-        yield executor.loader.project_state(BEFORE).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(latest)
-
-
-def migrate_forward() -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes(APP))
+    with models_as_of("0010_vendor_text") as apps:
+        yield apps
 
 
 def test_the_existing_pairing_is_kept(old_apps: Any, make_case: Any) -> None:
