@@ -10,6 +10,7 @@ callers treat it as absent (a cached token is then fetched again).
 from __future__ import annotations
 
 import base64
+import functools
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -19,6 +20,7 @@ from django.conf import settings
 from align_integration.conf import get_setting
 
 
+@functools.lru_cache(maxsize=8)  # a derivation per key, not per token read
 def _fernet_for(secret: str) -> Fernet:
     # The salt and info labels are part of the stored data's format: changing them would
     # make every token stored so far unreadable.

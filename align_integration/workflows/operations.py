@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -123,41 +123,82 @@ def operation_for(
     user: Any = None,
 ) -> RemoteOperation:
     """The one row for this logical operation, created on first use."""
-    existing = RemoteOperation.objects.filter(dedupe_key=dedupe_key).first()
-    if existing is not None:
-        return existing
     try:
-        with transaction.atomic():
-            return RemoteOperation.objects.create(
-                case=case,
-                kind=kind,
-                dedupe_key=dedupe_key,
-                payload=payload or {},
-                created_by=user if getattr(user, "is_authenticated", False) else None,
-            )
-    except IntegrityError:
+        return RemoteOperation.objects.get(dedupe_key=dedupe_key)
+    except RemoteOperation.DoesNotExist:
+        pass
+    fields = {
+        "case": case,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload or {},
+        "created_by": user if getattr(user, "is_authenticated", False) else None,
+    }
+    using = router.db_for_write(RemoteOperation)
+    try:
+        if transaction.get_connection(using).in_atomic_block:
+            with transaction.atomic(using=using):  # a savepoint keeps the caller's block usable
+                return RemoteOperation.objects.create(**fields)
+        return RemoteOperation.objects.create(**fields)  # autocommit: one statement
+    except IntegrityError:  # made meanwhile by another run
         return RemoteOperation.objects.get(dedupe_key=dedupe_key)
 
 
-def _claim(operation: RemoteOperation) -> bool:
-    """Take ``operation`` for this run; False when it succeeded meanwhile (nothing to do)."""
+def _claim(operation: RemoteOperation, *, count_attempt: bool, again: bool = True) -> bool | None:
+    """Take ``operation`` for this run: True when taken, False when it succeeded meanwhile
+    (nothing to do), ``None`` when another run holds it.
+
+    One compare-and-set: the row is taken only while nobody holds it and its attempts are
+    those read, so the copy in hand is the stored row (every attempt of another run
+    changes its count) and need not be read again.  ``count_attempt`` counts this run's
+    attempt in the same statement.  When the row changed since it was read, it is read
+    again and taken as stored, once.
+    """
     now = timezone.now()
+    until = now + dt.timedelta(seconds=claim_seconds())
+    changes: dict[str, Any] = {
+        "claimed_until": until,
+        "state": RemoteOperation.IN_PROGRESS,
+        "updated_at": now,
+    }
+    if count_attempt:
+        changes["attempts"] = F("attempts") + 1
     claimed = (
-        RemoteOperation.objects.filter(pk=operation.pk)
+        RemoteOperation.objects.filter(pk=operation.pk, attempts=operation.attempts)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .exclude(state=RemoteOperation.SUCCEEDED)
-        .update(
-            claimed_until=now + dt.timedelta(seconds=claim_seconds()),
-            state=RemoteOperation.IN_PROGRESS,
-        )
+        .update(**changes)
     )
-    if not claimed:
-        operation.refresh_from_db()
-        if operation.state == RemoteOperation.SUCCEEDED:
-            return False
-        raise OperationBusy(operation.kind)
+    if claimed:
+        operation.claimed_until = until
+        operation.state = RemoteOperation.IN_PROGRESS
+        operation.updated_at = now
+        operation.attempts += int(count_attempt)
+        return True
     operation.refresh_from_db()
-    return True
+    if operation.state == RemoteOperation.SUCCEEDED:
+        return False
+    held = operation.claimed_until is not None and operation.claimed_until >= now
+    if again and not held:  # changed since read (an attempt elsewhere): take it as stored
+        return _claim(operation, count_attempt=count_attempt, again=False)
+    return None
+
+
+def _one_commit() -> Any:
+    """The writes of one step in one transaction (one commit, not one per row); inside a
+    caller's transaction, part of it (no savepoint: an error there dooms it anyway)."""
+    return transaction.atomic(using=router.db_for_write(RemoteOperation), savepoint=False)
+
+
+def _record_attempt(operation: RemoteOperation, label: str, user: Any) -> None:
+    record(
+        operation.case,
+        operation.kind,
+        CaseEvent.STARTED,
+        f"{label}: attempt {operation.attempts}.",
+        operation=operation,
+        user=user,
+    )
 
 
 def run_operation(
@@ -166,7 +207,8 @@ def run_operation(
     """Run ``operation`` once (urllib3 retries inside); return Align's answer.
 
     Raises :class:`OperationFailed` on failure, after recording it and, when the failure
-    is transient and attempts remain, scheduling a background retry; and
+    is transient and attempts remain, scheduling a background retry;
+    :class:`OperationBusy` while another run holds it; and
     :class:`~align_integration.outbound.OutboundPaused`, changing nothing, while outbound
     traffic is paused.
     """
@@ -175,12 +217,19 @@ def run_operation(
         return operation.result
     ensure_outbound_allowed(operation=operation)
     state_before = operation.state
-    if not _claim(operation):  # it succeeded meanwhile
+    counted = attempt.reconcile is None  # else counted once Align is found to hold nothing
+    with _one_commit():  # the claim and, when counted, its "attempt N" entry
+        taken = _claim(operation, count_attempt=counted)
+        if taken and counted:
+            _record_attempt(operation, label, user)
+    if taken is None:
+        raise OperationBusy(operation.kind)
+    if not taken:  # it succeeded meanwhile
         return operation.result
 
-    if attempt.reconcile is not None:
+    if not counted:
         try:
-            found = attempt.reconcile()
+            found = attempt.reconcile() if attempt.reconcile is not None else None
         except AlignError as error:
             _fail(operation, error, attempt, label, user, background)
         except ConflictAtAlign as conflict:
@@ -193,28 +242,11 @@ def run_operation(
                 message = f"{label}: found at Align from an earlier attempt; not sent again."
             else:
                 message = f"{label}: Align holds it already (found by caseId); adopted, not sent."
-            record(
-                operation.case,
-                operation.kind,
-                CaseEvent.SUCCEEDED,
-                message,
-                status_code=200,
-                operation=operation,
-                user=user,
-                note=True,
-            )
-            return _succeed(operation, found, attempt)
-
-    operation.attempts += 1
-    operation.save(update_fields=["attempts", "updated_at"])
-    record(
-        operation.case,
-        operation.kind,
-        CaseEvent.STARTED,
-        f"{label}: attempt {operation.attempts}.",
-        operation=operation,
-        user=user,
-    )
+            return _succeed(operation, found, attempt, message, user)
+        with _one_commit():
+            operation.attempts += 1
+            operation.save(update_fields=["attempts", "updated_at"])
+            _record_attempt(operation, label, user)
     with telemetry.span(
         "align.operation",
         kind=operation.kind,
@@ -231,17 +263,20 @@ def run_operation(
             raise
         telemetry.set_attribute(traced, "outcome", "succeeded")
     note_call(operation.kind)
-    record(
-        operation.case,
-        operation.kind,
-        CaseEvent.SUCCEEDED,
-        f"{label}: done.",
-        status_code=200,
-        operation=operation,
-        user=user,
-        note=True,
-    )
-    return _succeed(operation, answer, attempt)
+    return _succeed(operation, answer, attempt, f"{label}: done.", user)
+
+
+#: What an attempt's outcome writes (a run holds the row: nothing else changes it meanwhile).
+OUTCOME_FIELDS = [
+    "state",
+    "next_attempt_at",
+    "claimed_until",
+    "last_status_code",
+    "last_error_code",
+    "last_errors",
+    "vendor_detail",
+    "updated_at",
+]
 
 
 def _unclaim(operation: RemoteOperation, state: str, *, counted: bool) -> None:
@@ -253,8 +288,10 @@ def _unclaim(operation: RemoteOperation, state: str, *, counted: bool) -> None:
 
 
 def _succeed(
-    operation: RemoteOperation, answer: dict[str, Any], attempt: Attempt
+    operation: RemoteOperation, answer: dict[str, Any], attempt: Attempt, message: str, user: Any
 ) -> dict[str, Any]:
+    """Record the success (the row and its timeline entry in one commit), then run the
+    attempt's ``on_success``."""
     answer = kept_result(answer)
     operation.state = RemoteOperation.SUCCEEDED
     operation.result = answer
@@ -266,7 +303,18 @@ def _succeed(
     operation.next_attempt_at = None
     operation.claimed_until = None
     operation.finished_at = timezone.now()
-    operation.save()
+    with _one_commit():
+        operation.save(update_fields=[*OUTCOME_FIELDS, "ambiguous", "result", "finished_at"])
+        record(
+            operation.case,
+            operation.kind,
+            CaseEvent.SUCCEEDED,
+            message,
+            status_code=200,
+            operation=operation,
+            user=user,
+            note=True,
+        )
     if attempt.on_success is not None:
         attempt.on_success(answer)
     return answer
@@ -281,17 +329,18 @@ def _conflict(operation: RemoteOperation, message: str, label: str, user: Any) -
     operation.last_error_code = "conflict"
     operation.last_errors = [message]
     operation.vendor_detail = ""
-    operation.save()
-    record(
-        operation.case,
-        operation.kind,
-        CaseEvent.FAILED,
-        f"{label} not sent: {message}",
-        status_code=409,
-        operation=operation,
-        user=user,
-        note=True,
-    )
+    with _one_commit():
+        operation.save(update_fields=OUTCOME_FIELDS)
+        record(
+            operation.case,
+            operation.kind,
+            CaseEvent.FAILED,
+            f"{label} not sent: {message}",
+            status_code=409,
+            operation=operation,
+            user=user,
+            note=True,
+        )
     raise OperationFailed(operation, 409, [message])
 
 
@@ -328,18 +377,19 @@ def _fail(
         operation.next_attempt_at = None
         outcome = CaseEvent.FAILED
         message = f"{label} failed: {summary}."
-    operation.save()
-    record(
-        operation.case,
-        operation.kind,
-        outcome,
-        message,
-        status_code=error.http_status,
-        request_id=error.request_id,
-        operation=operation,
-        user=user,
-        note=True,
-    )
+    with _one_commit():
+        operation.save(update_fields=[*OUTCOME_FIELDS, "ambiguous"])
+        record(
+            operation.case,
+            operation.kind,
+            outcome,
+            message,
+            status_code=error.http_status,
+            request_id=error.request_id,
+            operation=operation,
+            user=user,
+            note=True,
+        )
     if operation.state == RemoteOperation.RETRY_SCHEDULED:
         announce_retry(operation)
     raise OperationFailed(operation, error.http_status, [f"{label}: {summary}"])

@@ -20,7 +20,7 @@ from django.db import transaction
 from align_integration.adapters import get_adapter
 from align_integration.cases import can_send_to_align
 from align_integration.client.service import AlignServiceClient
-from align_integration.models import AlignCase, RemoteOperation
+from align_integration.models import AlignCase, CaseAsset, RemoteOperation
 from align_integration.workflows import clincheck
 from align_integration.workflows.orders.flow import initiate_align_order
 from align_integration.workflows.orders.uploads import (
@@ -96,10 +96,12 @@ def without_writes(check: Any) -> Any:
 @dataclass(frozen=True)
 class Plan:
     """What :meth:`CaseAction.check` found: an outcome that settles the row (already done,
-    impossible), or ``None`` and what :meth:`CaseAction.send` needs (the operation row)."""
+    impossible), or ``None`` and what :meth:`CaseAction.send` needs (the operation row and,
+    for an accept, its screenshot)."""
 
     outcome: RowOutcome | None = None
     operation: RemoteOperation | None = None
+    screenshot: CaseAsset | None = None  # the acceptance screenshot an accept sends
 
 
 class CaseAction:
@@ -127,23 +129,32 @@ class ClinCheckAction(CaseAction):
     action: ClassVar[str] = ""
     done_message: ClassVar[str] = ""
 
-    def _operation(self, case: Any, comment: str) -> RemoteOperation:
-        return clincheck.prepare_operation(case, self.action, comment or None)
+    def _screenshot(self, case: Any) -> CaseAsset | None:
+        if self.action != clincheck.APPROVE:
+            return None
+        return clincheck.latest_acceptance_screenshot(case)
 
     def check(self, case: Any, comment: str, *, dry_run: bool) -> Plan:
+        screenshot = self._screenshot(case)
+
+        def prepare() -> RemoteOperation:
+            return clincheck.prepare_operation(
+                case, self.action, comment or None, screenshot=screenshot
+            )
+
         try:
             if dry_run:
-                state = without_writes(lambda: self._operation(case, comment).state)
+                state = without_writes(lambda: prepare().state)
                 operation = None
             else:
-                operation = self._operation(case, comment)
+                operation = prepare()
                 state = operation.state
         except ValueError as problem:
             # A real run lets set_case_status refuse it and record that on the timeline.
             return Plan(RowOutcome(FAILED, 400, str(problem))) if dry_run else Plan()
         if state == RemoteOperation.SUCCEEDED:
             return Plan(RowOutcome(ALREADY_DONE, 200, "Already sent to Align; not sent again."))
-        return Plan(operation=operation)
+        return Plan(operation=operation, screenshot=screenshot)
 
     def send(
         self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
@@ -155,7 +166,9 @@ class ClinCheckAction(CaseAction):
             )
         else:
             operation.case = case  # loaded already
-            result = clincheck.perform_clincheck(operation, user=user, client=client)
+            result = clincheck.perform_clincheck(
+                operation, user=user, client=client, screenshot=plan.screenshot
+            )
         return outcome_of(result, self.done_message, operation)
 
 

@@ -64,11 +64,20 @@ def _plan_marker(case: Any) -> str:
 
 
 def prepare_operation(
-    case: Any, action: str, comment: str | None = None, user: Any = None
+    case: Any,
+    action: str,
+    comment: str | None = None,
+    user: Any = None,
+    *,
+    screenshot: CaseAsset | None = None,
 ) -> RemoteOperation:
-    """The operation row for a ClinCheck action; raises ``ValueError`` with a reason."""
+    """The operation row for a ClinCheck action; raises ``ValueError`` with a reason.
+
+    ``screenshot``: the case's newest acceptance screenshot when the caller has it (an
+    accept then sends it; otherwise it is looked up here).
+    """
     if action == APPROVE:
-        screenshot = latest_acceptance_screenshot(case)
+        screenshot = screenshot or latest_acceptance_screenshot(case)
         if screenshot is None:
             raise ValueError("No acceptance screenshot is on file for this case.")
         return operation_for(
@@ -107,8 +116,13 @@ def perform_clincheck(
     user: Any = None,
     client: AlignServiceClient | None = None,
     background: bool = True,
+    screenshot: CaseAsset | None = None,
 ) -> AlignResult:
-    """Send (or resume) one ClinCheck operation."""
+    """Send (or resume) one ClinCheck operation.
+
+    ``screenshot``: the acceptance screenshot the caller just made the operation with,
+    which then need not be read again; a resumed accept reads its own (it may be gone).
+    """
     case = operation.case
     adapter = get_adapter()
     client = client or AlignServiceClient()
@@ -118,7 +132,8 @@ def perform_clincheck(
     case_id = adapter.case_reference(case)
     if operation.kind == RemoteOperation.CLINCHECK_ACCEPT:
         payload = operation.payload
-        screenshot = CaseAsset.objects.filter(pk=payload.get("asset_id")).first()
+        if screenshot is None or screenshot.pk != payload.get("asset_id"):
+            screenshot = CaseAsset.objects.filter(pk=payload.get("asset_id")).first()
         if screenshot is None:
             message = "The acceptance screenshot of this operation no longer exists."
             record(case, operation.kind, CaseEvent.FAILED, message, status_code=409, user=user)
@@ -185,8 +200,9 @@ def set_case_status(
     which was not sent) while outbound traffic is paused.
     """
     user = user_of(request_or_user)
+    screenshot = latest_acceptance_screenshot(case) if action == APPROVE else None
     try:
-        operation = prepare_operation(case, action, comment, user)
+        operation = prepare_operation(case, action, comment, user, screenshot=screenshot)
     except ValueError as problem:
         record(
             case,
@@ -220,7 +236,7 @@ def set_case_status(
             note=True,
         )
         raise OutboundPaused(operation=operation)
-    return perform_clincheck(operation, user=user, client=client)
+    return perform_clincheck(operation, user=user, client=client, screenshot=screenshot)
 
 
 def accept_when_aligners_purchased(case: Any, *, user: Any = None, request: Any = None) -> None:
