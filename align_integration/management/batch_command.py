@@ -12,6 +12,7 @@ written first).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, ClassVar, TextIO
 
@@ -19,6 +20,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from align_integration.workflows.batch.actions import FAILED, NOT_RUN, PAUSED, CaseAction
+from align_integration.workflows.batch.processes import (
+    ROWS_IN_FLIGHT_PER_PROCESS,
+    automatic_processes,
+)
 from align_integration.workflows.batch.rows import (
     COMMENT_COLUMN,
     BatchInputError,
@@ -100,6 +105,17 @@ class BatchCommand(BaseCommand):
             help=(
                 f"Rows worked on at once (default {DEFAULT_CONCURRENCY}); fewer requests are "
                 "in flight while Align answers 429 or 503, growing back on success."
+            ),
+        )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            metavar="N",
+            help=(
+                "Processes sharing the rows and the concurrency (default: one per "
+                f"{ROWS_IN_FLIGHT_PER_PROCESS} rows in flight, at most one per CPU). Where "
+                "processes cannot be forked (no fork, or threads running), one."
             ),
         )
         parser.add_argument(
@@ -190,6 +206,8 @@ class BatchCommand(BaseCommand):
         self.verbosity = int(options["verbosity"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1", returncode=EXIT_BAD_INPUT)
+        if options["processes"] is not None and options["processes"] < 1:
+            raise CommandError("--processes must be at least 1", returncode=EXIT_BAD_INPUT)
         if options["rate"] is not None and options["rate"] < 0:
             raise CommandError("--rate must not be negative", returncode=EXIT_BAD_INPUT)
         try:
@@ -217,6 +235,8 @@ class BatchCommand(BaseCommand):
             user=user,
             on_result=on_result,
             handle_signals=True,
+            processes=options["processes"]
+            or automatic_processes(options["concurrency"], os.cpu_count()),
         )
         try:
             report = runner.run()

@@ -3,7 +3,8 @@
 - Rows are checked and sent by a :class:`~align_integration.workflows.batch.actions.CaseAction`;
   each row is its own try/except, so one bad row never stops the others.
 - ``concurrency`` worker threads (each with its own HTTP session and database connection,
-  closed when the thread ends) work on rows; how many requests are in flight adapts to the
+  closed when the thread ends) work on rows, spread over ``processes`` forked processes
+  (``workflows.batch.processes``); how many requests are in flight adapts to the
   service (``workflows.batch.pacing``): a 429, a 503 or a ``Retry-After`` halves it, success
   grows it back to ``concurrency``.  ``rate`` (``--rate``) is an optional ceiling of
   requests started per second; there is none by default.
@@ -57,6 +58,7 @@ from align_integration.workflows.batch.pacing import (
     batch_client,
     throttle_wait,
 )
+from align_integration.workflows.batch.processes import ProcessPool, can_fork
 from align_integration.workflows.batch.rows import InputRow
 from align_integration.workflows.batch.worklist import RowQueue, drop_broken_connections
 
@@ -105,6 +107,7 @@ class BatchReport:
     elapsed: float = 0.0
     slowdowns: int = 0  # how many times the service's throttling slowed the batch down
     throttled_retries: int = 0  # rows tried again within the run after a throttle
+    processes: int = 1  # processes that shared the rows
 
     def count(self, *outcomes: str) -> int:
         return sum(1 for result in self.results if result.outcome.startswith(outcomes))
@@ -130,7 +133,8 @@ class BatchReport:
             parts.append(f"{self.paused} paused (outbound traffic is paused)")
         if self.interrupted:
             parts.append(f"{self.count(NOT_RUN)} not run (interrupted)")
-        mode = " (dry run: nothing sent)" if dry_run else ""
+        mode = f", {self.processes} processes" if self.processes > 1 else ""
+        mode += " (dry run: nothing sent)" if dry_run else ""
         pace = ""
         if self.slowdowns or self.throttled_retries:
             pace = (
@@ -165,6 +169,19 @@ class _CaseRegister:
             return first[0] == index, first[1]
 
 
+def resolve_row(row: InputRow, index: int, register: _CaseRegister) -> Any:
+    """The row's case, or the outcome that settles the row: not found, or a duplicate."""
+    try:
+        case = get_adapter().get_case(row.case_ref)
+    except LookupError as problem:
+        return RowOutcome(FAILED, 404, str(problem))
+    first, line = register.claim(case.pk, index, row.line)
+    if not first:
+        where = f"line {line}" if line is not None else "an earlier --case"
+        return RowOutcome(DUPLICATE, None, f"Same case as {where}; processed once.")
+    return case
+
+
 def process_row(
     action: CaseAction,
     row: InputRow,
@@ -176,16 +193,15 @@ def process_row(
     pacing: Pacing,
     stop: threading.Event,
     register: _CaseRegister,
+    case: Any = None,
 ) -> RowOutcome:
-    """Check and send one row.  Raises only ``KeyboardInterrupt``."""
-    try:
-        case = get_adapter().get_case(row.case_ref)
-    except LookupError as problem:
-        return RowOutcome(FAILED, 404, str(problem))
-    first, line = register.claim(case.pk, index, row.line)
-    if not first:
-        where = f"line {line}" if line is not None else "an earlier --case"
-        return RowOutcome(DUPLICATE, None, f"Same case as {where}; processed once.")
+    """Check and send one row (``case``: its case, when resolved and registered already).
+    Raises only ``KeyboardInterrupt``."""
+    if case is None:
+        resolved = resolve_row(row, index, register)
+        if isinstance(resolved, RowOutcome):
+            return resolved
+        case = resolved
     plan = action.check(case, row.comment, dry_run=dry_run)
     if plan.outcome is not None:
         return plan.outcome
@@ -224,7 +240,8 @@ class BatchRunner:
     ``concurrency``: most rows worked on at once, and the ceiling of requests in flight;
     ``adaptive=False`` keeps that many in flight whatever the service answers (throttled
     rows still wait and are tried again).  ``rate``: an optional ceiling of requests
-    started per second (``None`` or 0: none).
+    started per second (``None`` or 0: none).  ``processes``: how many processes share
+    the rows and the concurrency (when the process may fork; else one).
     """
 
     def __init__(
@@ -240,12 +257,15 @@ class BatchRunner:
         on_result: ResultCallback | None = None,
         handle_signals: bool = False,
         client_factory: Callable[[], AlignServiceClient] = batch_client,
+        processes: int = 1,
     ) -> None:
         self.action = action
         self.rows = rows
         self.concurrency = max(1, int(concurrency))
-        limit = AimdLimit(self.concurrency, factor=0.5 if adaptive else 1.0)
-        self.pacing = Pacing(InFlightGate(limit), RateLimiter(rate))
+        self.processes = max(1, min(int(processes), self.concurrency))
+        self.adaptive = adaptive
+        self.rate = rate
+        self.pacing = self._pacing(self.concurrency, rate)
         self.dry_run = dry_run
         self.user = user
         self.on_result = on_result
@@ -256,14 +276,23 @@ class BatchRunner:
         self._results: dict[int, RowResult] = {}
         self._lock = threading.Lock()
         self._throttled_retries = 0
+        self._cases: dict[int, Any] = {}  # cases resolved before the rows were shared out
+
+    def _pacing(self, concurrency: int, rate: float | None) -> Pacing:
+        limit = AimdLimit(concurrency, factor=0.5 if self.adaptive else 1.0)
+        return Pacing(InFlightGate(limit), RateLimiter(rate))
 
     # -- results ---------------------------------------------------------------------------
     def _store(self, index: int, row: InputRow, outcome: RowOutcome) -> None:
-        result = RowResult(
-            index, row.line, row.case_ref, outcome.outcome, outcome.status, outcome.message
+        self._keep(
+            RowResult(
+                index, row.line, row.case_ref, outcome.outcome, outcome.status, outcome.message
+            )
         )
+
+    def _keep(self, result: RowResult) -> None:
         with self._lock:
-            self._results[index] = result
+            self._results[result.index] = result
             if self.on_result is not None:
                 self.on_result(result)
 
@@ -282,6 +311,7 @@ class BatchRunner:
                 pacing=self.pacing,
                 stop=self.stop,
                 register=self._register,
+                case=self._cases.get(index),
             )
         except KeyboardInterrupt:
             self.stop.set()
@@ -325,10 +355,14 @@ class BatchRunner:
                 seen[row.key] = row.line
                 work.append((index, row))
         previous = self._install_signal_handler()
-        rows = RowQueue(work)
+        slowdowns, processes = 0, 1
         try:
             threads = self.concurrency if self.threads_allowed() and len(work) > 1 else 0
-            self._run_rows(rows, threads)
+            if threads and self.processes > 1 and len(work) > self.processes and can_fork():
+                slowdowns, processes = self._run_in_processes(work)
+            else:
+                self._run_rows(RowQueue(work), threads)
+                slowdowns = self.pacing.gate.slowdowns
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, report what we have
             self.stop.set()
         finally:
@@ -340,9 +374,47 @@ class BatchRunner:
             results=[self._results[index] for index in sorted(self._results)],
             interrupted=self.stop.is_set(),
             elapsed=time.monotonic() - started,
-            slowdowns=self.pacing.gate.slowdowns,
+            slowdowns=slowdowns,
             throttled_retries=self._throttled_retries,
+            processes=processes,
         )
+
+    def _run_in_processes(self, work: list[tuple[int, InputRow]]) -> tuple[int, int]:
+        """Resolve every row's case here, then share the rows out to forked processes;
+        returns how often they slowed down, and how many processes ran."""
+        resolved = []
+        for index, row in work:
+            case = resolve_row(row, index, self._register)
+            if isinstance(case, RowOutcome):
+                self._store(index, row, case)
+            else:
+                self._cases[index] = case
+                resolved.append((index, row))
+        shares = [resolved[n :: self.processes] for n in range(self.processes)]
+        shares = [share for share in shares if share]
+        logger.info("batch=%s processes=%d rows=%d", self.action.name, len(shares), len(resolved))
+        pool = ProcessPool(self._work_on_share(len(shares)), self._keep)
+        pool.run(shares, self.stop)
+        self._throttled_retries += pool.throttled_retries
+        return pool.slowdowns, len(shares)
+
+    def _work_on_share(self, processes: int) -> Any:
+        """What a forked process does with its share of the rows."""
+        concurrency = max(1, self.concurrency // processes)
+        rate = self.rate / processes if self.rate else None
+
+        def work(
+            share: list[tuple[int, InputRow]], send: Callable[[RowResult], None], stop: Any
+        ) -> tuple[int, int]:
+            self.stop = stop
+            self.on_result = send
+            self._results = {}
+            self._throttled_retries = 0
+            self.pacing = self._pacing(concurrency, rate)
+            self._run_rows(RowQueue(share), concurrency if len(share) > 1 else 0)
+            return self.pacing.gate.slowdowns, self._throttled_retries
+
+        return work
 
     def threads_allowed(self) -> bool:
         """Worker threads have connections of their own: they cannot see rows of an open

@@ -1,0 +1,121 @@
+"""A batch spread over forked processes, as ``--concurrency 16`` runs on a machine with two
+CPUs or more: real ``align_clincheck_accept`` processes on PostgreSQL against the sandbox.
+Every case is accepted once, duplicates found across the shares, every row reported in
+input order, Ctrl-C stops all processes and a re-run resumes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from align_integration.workflows.batch.processes import automatic_processes, can_fork
+from tests.ops.conftest import accepted_once, manage, read_report, write_csv
+
+
+def test_processes_follow_the_rows_in_flight_and_the_cpus() -> None:
+    assert automatic_processes(16, 2) == 2
+    assert automatic_processes(16, 8) == 2
+    assert automatic_processes(64, 4) == 4
+    assert automatic_processes(16, 1) == 1
+    assert automatic_processes(4, 8) == 1  # the default concurrency: one process
+    assert automatic_processes(16, None) == 1
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not can_fork()
+    finally:
+        release.set()
+        thread.join()
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str]:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"the command did not finish:\n{output}")
+    return process.returncode, output
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_accept_each_case_once_and_report_every_row(
+    tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
+) -> None:
+    cases = [sent_case() for _ in range(10)]
+    align_sandbox.inject_fault("clincheck_accept", delay=0.05, times=None)
+    refs = [str(case.uuid) for case in cases]
+    # The first case again by another spelling of its reference, and a case that is not.
+    rows = [[ref] for ref in refs] + [[refs[0].upper()], ["0" * 32]]
+    path = write_csv(tmp_path / "in.csv", ["case_id"], rows)
+    report = tmp_path / "report.csv"
+
+    code, output = finish(
+        manage(
+            shared_db,
+            "align_clincheck_accept",
+            "--csv",
+            str(path),
+            "--concurrency",
+            "4",
+            "--processes",
+            "2",
+            "--report",
+            str(report),
+        )  # fmt: skip
+    )
+
+    assert code == 1, output  # the unknown case failed
+    assert "12 rows: 10 succeeded, 0 already done, 1 duplicates, 1 failed" in output
+    assert ", 2 processes" in output
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+    assert align_sandbox.count("clincheck_accept") == 10
+    reported = read_report(report)
+    assert [row["case_id"] for row in reported] == [row[0] for row in rows]
+    assert [row["outcome"] for row in reported] == ["succeeded"] * 10 + [
+        "skipped: duplicate",
+        "failed",
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_stops_every_process_and_a_rerun_resumes(
+    tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
+) -> None:
+    cases = [sent_case() for _ in range(16)]
+    align_sandbox.inject_fault("clincheck_accept", delay=0.4, times=None)
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
+    report = tmp_path / "report.csv"
+    args = ("align_clincheck_accept", "--csv", str(path), "--concurrency", "2")
+    command = manage(shared_db, *args, "--processes", "2", "--report", str(report))
+    deadline = time.monotonic() + 60
+    while not align_sandbox.count("clincheck_accept") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    command.send_signal(signal.SIGINT)
+
+    code, output = finish(command)
+
+    assert code == 130, output
+    outcomes = [row["outcome"] for row in read_report(report)]
+    assert len(outcomes) == 16
+    assert 0 < outcomes.count("succeeded") < 16
+    assert outcomes.count("succeeded") + outcomes.count("not run: interrupted") == 16
+
+    align_sandbox.clear_faults()
+    code, output = finish(manage(shared_db, *args, "--processes", "2"))
+    assert code == 0, output
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
