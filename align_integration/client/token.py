@@ -57,6 +57,8 @@ class TokenCache:
         self.margin = margin
         self.lock_timeout = lock_timeout
         self.key = TOKEN_KEY_PREFIX + name
+        # The last entry decrypted, and its token: one decryption per token, not per call.
+        self._opened: tuple[str, str] | None = None
 
     @property
     def cache(self) -> BaseCache:
@@ -67,7 +69,14 @@ class TokenCache:
         if not isinstance(entry, dict):
             return ""
         sealed = entry.get(SEALED_FIELD)
-        return decrypt_token(sealed) if isinstance(sealed, str) else ""
+        if not isinstance(sealed, str):
+            return ""
+        opened = self._opened
+        if opened is not None and opened[0] == sealed:  # the same entry as last time
+            return opened[1]
+        token = decrypt_token(sealed)
+        self._opened = (sealed, token) if token else None
+        return token
 
     def cached(self) -> str | None:
         """The cached token while it is fresh (outside the refresh margin), else ``None``."""

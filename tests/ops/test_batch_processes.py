@@ -119,3 +119,39 @@ def test_ctrl_c_stops_every_process_and_a_rerun_resumes(
     code, output = finish(manage(shared_db, *args, "--processes", "2"))
     assert code == 0, output
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+
+
+@pytest.mark.django_db
+def test_cases_are_found_in_bulk_by_the_rule_of_get_case(make_case: Any) -> None:
+    from align_integration.adapters import CaseAdapter
+
+    first, second = make_case(), make_case()
+    refs = [str(first.uuid), str(second.uuid).upper(), f" {first.uuid} ", "0" * 32, "nonsense"]
+    adapter = CaseAdapter()
+
+    found = adapter.get_cases(refs)
+
+    assert {ref: case.pk for ref, case in found.items()} == {
+        refs[0]: first.pk,
+        refs[1]: second.pk,
+        refs[2]: first.pk,
+    }
+    for ref in refs:  # the same answers as get_case, one by one
+        if ref in found:
+            assert adapter.get_case(ref).pk == found[ref].pk
+        else:
+            with pytest.raises(LookupError):
+                adapter.get_case(ref)
+
+
+@pytest.mark.django_db
+def test_an_adapter_with_its_own_get_case_is_asked_per_reference(make_case: Any) -> None:
+    from tests.adapters import CaseNumberLookupAdapter
+
+    case = make_case()
+    adapter = CaseNumberLookupAdapter()
+
+    assert {ref: c.pk for ref, c in adapter.get_cases([case.case_number, "x"]).items()} == {
+        case.case_number: case.pk
+    }
+    assert adapter.get_cases([str(case.uuid)]) == {}  # its rule, not the default one

@@ -115,6 +115,11 @@ class CaseAction:
         """Whether to send; with ``dry_run`` nothing may be written."""
         raise NotImplementedError
 
+    def check_many(self, rows: list[tuple[Any, str]], *, dry_run: bool) -> list[Plan] | None:
+        """:meth:`check` of many (case, comment) rows at once, in bulk queries; ``None``
+        where this action checks row by row."""
+        return None
+
     def send(
         self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient
     ) -> RowOutcome:
@@ -122,6 +127,9 @@ class CaseAction:
 
 
 # -- ClinCheck ----------------------------------------------------------------------------------
+ALREADY_DONE_OUTCOME = RowOutcome(ALREADY_DONE, 200, "Already sent to Align; not sent again.")
+
+
 class ClinCheckAction(CaseAction):
     """ClinCheck accept or revision: ``set_case_status`` of the facade, in two halves so the
     operation row found by the check is the one sent (one lookup per row, not two)."""
@@ -153,8 +161,29 @@ class ClinCheckAction(CaseAction):
             # A real run lets set_case_status refuse it and record that on the timeline.
             return Plan(RowOutcome(FAILED, 400, str(problem))) if dry_run else Plan()
         if state == RemoteOperation.SUCCEEDED:
-            return Plan(RowOutcome(ALREADY_DONE, 200, "Already sent to Align; not sent again."))
+            return Plan(ALREADY_DONE_OUTCOME)
         return Plan(operation=operation, screenshot=screenshot)
+
+    def check_many(self, rows: list[tuple[Any, str]], *, dry_run: bool) -> list[Plan] | None:
+        """Accepts in bulk: the newest screenshots in one query, the operations read and
+        made in a few (a revision's operation depends on each case's plan: row by row)."""
+        if dry_run or self.action != clincheck.APPROVE:
+            return None
+        cases = [case for case, _ in rows]
+        screenshots = clincheck.latest_acceptance_screenshots(cases)
+        operations = clincheck.prepare_accepts(
+            [(case, screenshots[case.pk]) for case in cases if case.pk in screenshots]
+        )
+        plans = []
+        for case in cases:
+            operation = operations.get(case.pk)
+            if operation is None:  # no screenshot: set_case_status refuses and records why
+                plans.append(Plan())
+            elif operation.state == RemoteOperation.SUCCEEDED:
+                plans.append(Plan(ALREADY_DONE_OUTCOME))
+            else:
+                plans.append(Plan(operation=operation, screenshot=screenshots[case.pk]))
+        return plans
 
     def send(
         self, case: Any, comment: str, plan: Plan, *, user: Any, client: AlignServiceClient

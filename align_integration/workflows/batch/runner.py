@@ -46,6 +46,7 @@ from align_integration.workflows.batch.actions import (
     SUCCEEDED,
     WOULD_SEND,
     CaseAction,
+    Plan,
     RowOutcome,
     upload_case_assets,
 )
@@ -169,12 +170,14 @@ class _CaseRegister:
             return first[0] == index, first[1]
 
 
-def resolve_row(row: InputRow, index: int, register: _CaseRegister) -> Any:
-    """The row's case, or the outcome that settles the row: not found, or a duplicate."""
-    try:
-        case = get_adapter().get_case(row.case_ref)
-    except LookupError as problem:
-        return RowOutcome(FAILED, 404, str(problem))
+def resolve_row(row: InputRow, index: int, register: _CaseRegister, case: Any = None) -> Any:
+    """The row's case (``case``: found already), or the outcome that settles the row: not
+    found, or a duplicate."""
+    if case is None:
+        try:
+            case = get_adapter().get_case(row.case_ref)
+        except LookupError as problem:
+            return RowOutcome(FAILED, 404, str(problem))
     first, line = register.claim(case.pk, index, row.line)
     if not first:
         where = f"line {line}" if line is not None else "an earlier --case"
@@ -194,15 +197,17 @@ def process_row(
     stop: threading.Event,
     register: _CaseRegister,
     case: Any = None,
+    plan: Plan | None = None,
 ) -> RowOutcome:
-    """Check and send one row (``case``: its case, when resolved and registered already).
-    Raises only ``KeyboardInterrupt``."""
+    """Check and send one row (``case``: its case, when resolved and registered already;
+    ``plan``: what its check found, when checked already).  Raises only ``KeyboardInterrupt``."""
     if case is None:
         resolved = resolve_row(row, index, register)
         if isinstance(resolved, RowOutcome):
             return resolved
         case = resolved
-    plan = action.check(case, row.comment, dry_run=dry_run)
+    if plan is None:
+        plan = action.check(case, row.comment, dry_run=dry_run)
     if plan.outcome is not None:
         return plan.outcome
     if dry_run:
@@ -277,6 +282,7 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._throttled_retries = 0
         self._cases: dict[int, Any] = {}  # cases resolved before the rows were shared out
+        self._plans: dict[int, Plan] = {}  # rows checked in bulk before they were shared out
 
     def _pacing(self, concurrency: int, rate: float | None) -> Pacing:
         limit = AimdLimit(concurrency, factor=0.5 if self.adaptive else 1.0)
@@ -312,6 +318,7 @@ class BatchRunner:
                 stop=self.stop,
                 register=self._register,
                 case=self._cases.get(index),
+                plan=self._plans.pop(index, None),
             )
         except KeyboardInterrupt:
             self.stop.set()
@@ -383,20 +390,47 @@ class BatchRunner:
         """Resolve every row's case here, then share the rows out to forked processes;
         returns how often they slowed down, and how many processes ran."""
         resolved = []
+        cases = get_adapter().get_cases([row.case_ref for _, row in work])
         for index, row in work:
-            case = resolve_row(row, index, self._register)
+            case = resolve_row(row, index, self._register, cases.get(row.case_ref))
             if isinstance(case, RowOutcome):
                 self._store(index, row, case)
             else:
                 self._cases[index] = case
                 resolved.append((index, row))
+        resolved = self._check_in_bulk(resolved)
         shares = [resolved[n :: self.processes] for n in range(self.processes)]
         shares = [share for share in shares if share]
+        if not shares:  # every row settled here (all done before, say)
+            return 0, 1
         logger.info("batch=%s processes=%d rows=%d", self.action.name, len(shares), len(resolved))
         pool = ProcessPool(self._work_on_share(len(shares)), self._keep)
         pool.run(shares, self.stop)
         self._throttled_retries += pool.throttled_retries
         return pool.slowdowns, len(shares)
+
+    def _check_in_bulk(self, rows: list[tuple[int, InputRow]]) -> list[tuple[int, InputRow]]:
+        """Check ``rows`` in bulk where the action can; the rows left to send.  Rows the
+        check settles (already done) are reported here."""
+        try:
+            plans = self.action.check_many(
+                [(self._cases[index], row.comment) for index, row in rows], dry_run=self.dry_run
+            )
+        except Exception as error:  # each row is checked on its own instead
+            logger.warning(
+                "batch=%s bulk_check=failed error=%s", self.action.name, type(error).__name__
+            )
+            return rows
+        if plans is None:
+            return rows
+        left = []
+        for (index, row), plan in zip(rows, plans, strict=True):
+            if plan.outcome is not None:
+                self._store(index, row, plan.outcome)
+            else:
+                self._plans[index] = plan
+                left.append((index, row))
+        return left
 
     def _work_on_share(self, processes: int) -> Any:
         """What a forked process does with its share of the rows."""

@@ -7,7 +7,9 @@ from align_integration.workflows.clincheck.review import (
     REVISE,
     accept_when_aligners_purchased,
     latest_acceptance_screenshot,
+    latest_acceptance_screenshots,
     perform_clincheck,
+    prepare_accepts,
     prepare_operation,
     set_case_status,
 )
@@ -24,7 +26,9 @@ __all__ = [
     "accept_when_aligners_purchased",
     "create_acceptance_screenshot",
     "latest_acceptance_screenshot",
+    "latest_acceptance_screenshots",
     "perform_clincheck",
+    "prepare_accepts",
     "prepare_operation",
     "set_case_status",
 ]

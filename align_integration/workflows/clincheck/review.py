@@ -22,8 +22,11 @@ from align_integration.client.service import AlignServiceClient
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
 from align_integration.outbound import OutboundPaused, outbound_paused
 from align_integration.workflows.operations import (
+    BULK_CHUNK,
     Attempt,
+    OperationSpec,
     operation_for,
+    operations_for,
     patient_or_refusal,
     result_of,
     run_operation,
@@ -46,6 +49,44 @@ def latest_acceptance_screenshot(case: Any) -> CaseAsset | None:
         .order_by("-date_created", "-pk")
         .first()
     )
+
+
+def latest_acceptance_screenshots(cases: list[Any]) -> dict[Any, CaseAsset]:
+    """:func:`latest_acceptance_screenshot` of many cases at once, by case pk."""
+    newest: dict[Any, CaseAsset] = {}
+    for start in range(0, len(cases), BULK_CHUNK):
+        chunk = [case.pk for case in cases[start : start + BULK_CHUNK]]
+        screenshots = (
+            CaseAsset.objects.current()
+            .filter(case__in=chunk, kind=CaseAsset.CCACCEPTSCREEN)
+            .order_by("-date_created", "-pk")
+        )
+        for screenshot in screenshots:
+            newest.setdefault(screenshot.case_id, screenshot)
+    return newest
+
+
+def _accept_spec(case: Any, screenshot: CaseAsset) -> OperationSpec:
+    return OperationSpec(
+        case,
+        RemoteOperation.CLINCHECK_ACCEPT,
+        f"clincheck_accept:{case.pk}:{screenshot.pk}",
+        {
+            "asset_id": screenshot.pk,
+            "vault_id": screenshot.vault_id,
+            "external_key": screenshot.external_key,
+        },
+    )
+
+
+def prepare_accepts(
+    accepts: list[tuple[Any, CaseAsset]], user: Any = None
+) -> dict[Any, RemoteOperation]:
+    """The accept operation of each (case, its newest screenshot), by case pk, made in bulk
+    where missing: :func:`prepare_operation` of many cases at once."""
+    specs = [_accept_spec(case, screenshot) for case, screenshot in accepts]
+    operations = operations_for(specs, user=user)
+    return {spec.case.pk: operations[spec.dedupe_key] for spec in specs}
 
 
 def _encodable(text: str) -> bool:
@@ -80,17 +121,8 @@ def prepare_operation(
         screenshot = screenshot or latest_acceptance_screenshot(case)
         if screenshot is None:
             raise ValueError("No acceptance screenshot is on file for this case.")
-        return operation_for(
-            case,
-            RemoteOperation.CLINCHECK_ACCEPT,
-            f"clincheck_accept:{case.pk}:{screenshot.pk}",
-            payload={
-                "asset_id": screenshot.pk,
-                "vault_id": screenshot.vault_id,
-                "external_key": screenshot.external_key,
-            },
-            user=user,
-        )
+        spec = _accept_spec(case, screenshot)
+        return operation_for(case, spec.kind, spec.dedupe_key, payload=spec.payload, user=user)
     if action == REVISE:
         text = (comment or "").strip()
         if not text:
