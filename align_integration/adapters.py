@@ -89,6 +89,14 @@ def asset_ref(asset: CaseAsset) -> AssetRef:
     )
 
 
+def _is_forward_relation(model: type[models.Model], name: str) -> bool:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return bool(field.many_to_one or field.one_to_one) and field.concrete
+
+
 class CaseAdapter:
     """Maps the host's case model to what the app needs.  Subclass and override.
 
@@ -130,8 +138,9 @@ class CaseAdapter:
         the references found; the others are left out (:meth:`get_case` says why).
 
         The default finds them in one query per 500 references, by the same rule as the
-        default :meth:`get_case`; an adapter that overrides :meth:`get_case` gets one call
-        of it per reference unless it overrides this too.
+        default :meth:`get_case` (joined with the patient the default :meth:`patient`
+        reads); an adapter that overrides :meth:`get_case` gets one call of it per
+        reference unless it overrides this too.
         """
         if type(self).get_case is not CaseAdapter.get_case:
             found = {}
@@ -149,6 +158,9 @@ class CaseAdapter:
             field, parse = "pk", model._meta.pk.to_python
         else:
             field, parse = "uuid", uuid.UUID
+        rows = model._default_manager.all()
+        if type(self).patient is CaseAdapter.patient and _is_forward_relation(model, "patient"):
+            rows = rows.select_related("patient")  # what the default patient() reads
         wanted: dict[Any, list[str]] = {}
         for ref in case_refs:
             try:
@@ -159,7 +171,7 @@ class CaseAdapter:
         found = {}
         for start in range(0, len(keys), 500):
             lookup = {f"{field}__in": keys[start : start + 500]}
-            for case in model._default_manager.filter(**lookup):
+            for case in rows.filter(**lookup):
                 for ref in wanted.get(getattr(case, field), ()):
                     found[ref] = case
         return found

@@ -122,14 +122,18 @@ def test_ctrl_c_stops_every_process_and_a_rerun_resumes(
 
 
 @pytest.mark.django_db
-def test_cases_are_found_in_bulk_by_the_rule_of_get_case(make_case: Any) -> None:
+def test_cases_are_found_in_bulk_by_the_rule_of_get_case(
+    make_case: Any, django_assert_num_queries: Any
+) -> None:
     from align_integration.adapters import CaseAdapter
 
     first, second = make_case(), make_case()
     refs = [str(first.uuid), str(second.uuid).upper(), f" {first.uuid} ", "0" * 32, "nonsense"]
     adapter = CaseAdapter()
 
-    found = adapter.get_cases(refs)
+    with django_assert_num_queries(1):
+        found = adapter.get_cases(refs)
+        assert adapter.patient(found[refs[1]]).mrn == second.patient.medical_record_number
 
     assert {ref: case.pk for ref, case in found.items()} == {
         refs[0]: first.pk,
