@@ -104,3 +104,10 @@ class CaseNumberLookupAdapter(CaseAdapter):
         if found is None:
             raise LookupError("no case with that number")
         return found
+
+
+class BrokenBulkLookupAdapter(CaseAdapter):
+    """A host whose bulk case lookup fails: the batch falls back to one lookup per row."""
+
+    def get_cases(self, case_refs: Any) -> dict[str, Any]:
+        raise RuntimeError("the bulk lookup is down")

@@ -5,6 +5,7 @@ input order, Ctrl-C stops all processes and a re-run resumes."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -88,6 +89,30 @@ def test_two_processes_accept_each_case_once_and_report_every_row(
         "skipped: duplicate",
         "failed",
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_bulk_lookup_falls_back_to_one_lookup_per_row(
+    tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
+) -> None:
+    cases = [sent_case() for _ in range(4)]
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
+    env = {
+        **shared_db,
+        "ALIGN_TEST_SETTINGS": json.dumps(
+            {"CASE_ADAPTER": "tests.adapters.BrokenBulkLookupAdapter"}
+        ),
+    }
+
+    code, output = finish(
+        manage(env, "align_clincheck_accept", "--csv", str(path), "--processes", "2")
+    )
+
+    assert code == 0, output
+    assert "4 rows: 4 succeeded" in output
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
 
 @pytest.mark.postgres

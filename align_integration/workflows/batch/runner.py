@@ -390,7 +390,13 @@ class BatchRunner:
         """Resolve every row's case here, then share the rows out to forked processes;
         returns how often they slowed down, and how many processes ran."""
         resolved = []
-        cases = get_adapter().get_cases([row.case_ref for _, row in work])
+        try:
+            cases = get_adapter().get_cases([row.case_ref for _, row in work])
+        except Exception as error:  # each row is looked up on its own instead
+            logger.warning(
+                "batch=%s bulk_lookup=failed error=%s", self.action.name, type(error).__name__
+            )
+            cases = {}
         for index, row in work:
             case = resolve_row(row, index, self._register, cases.get(row.case_ref))
             if isinstance(case, RowOutcome):
