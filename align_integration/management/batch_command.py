@@ -103,8 +103,9 @@ class BatchCommand(BaseCommand):
             default=DEFAULT_CONCURRENCY,
             metavar="N",
             help=(
-                f"Rows worked on at once (default {DEFAULT_CONCURRENCY}); fewer requests are "
-                "in flight while Align answers 429 or 503, growing back on success."
+                f"Most requests in flight at Align (default {DEFAULT_CONCURRENCY}); fewer while "
+                "Align answers 429 or 503, growing back on success. Half as many again "
+                "threads do the rows' database work meanwhile."
             ),
         )
         parser.add_argument(

@@ -8,10 +8,17 @@ import threading
 from typing import Any
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
+from requests.structures import CaseInsensitiveDict
 
 from align_integration.models import CaseEvent, RemoteOperation
-from align_integration.workflows.batch.pacing import AimdLimit, InFlightGate, throttle_wait
+from align_integration.workflows.batch.pacing import (
+    AimdLimit,
+    InFlightGate,
+    ThrottleWatch,
+    throttle_wait,
+)
 from tests.ops.conftest import accepted_once
 
 
@@ -87,6 +94,58 @@ def test_gate_lets_through_only_the_allowed_number() -> None:
     assert waiting and waiting[0] is not None
     stop.set()
     assert gate.enter(stop) is None
+
+
+def test_a_row_is_admitted_only_when_a_request_could_go() -> None:
+    gate, stop = InFlightGate(AimdLimit(1)), threading.Event()
+    assert gate.admit(stop)  # admitting takes no place
+    number = gate.enter(stop)
+    admitted: list[bool] = []
+    thread = threading.Thread(target=lambda: admitted.append(gate.admit(stop)))
+    thread.start()
+    thread.join(0.3)
+    assert admitted == []  # the one place is taken
+    gate.leave(number, throttled=False)  # type: ignore[arg-type]
+    thread.join(2)
+    assert admitted == [True]
+    stop.set()
+    assert not gate.admit(stop)
+
+
+class StubClient:
+    """Answers ``status`` to every request; notes how many were in flight at the gate."""
+
+    def __init__(self, gate: InFlightGate, status: int, headers: dict[str, str]) -> None:
+        self.gate, self.status, self.headers = gate, status, headers
+        self.in_flight_seen: list[int] = []
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        self.in_flight_seen.append(self.gate._in_flight)
+        response = requests.Response()
+        response.status_code, response.headers = self.status, CaseInsensitiveDict(self.headers)
+        return response
+
+    def clincheck_accept(self) -> int:
+        return self.send("clincheck_accept", "PUT", "/x").status_code
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "slowed"),
+    [(200, {}, 0), (429, {"Retry-After": "1"}, 1), (503, {}, 1), (202, {"Retry-After": "5"}, 1)],
+)
+def test_a_request_holds_its_place_only_while_in_flight(
+    status: int, headers: dict[str, str], slowed: int
+) -> None:
+    gate = InFlightGate(AimdLimit(4))
+    client = StubClient(gate, status, headers)
+    watched: Any = ThrottleWatch(client, gate)  # type: ignore[arg-type]
+
+    assert watched.clincheck_accept() == status
+
+    assert client.in_flight_seen == [1]  # its place, while it was sent
+    assert gate._in_flight == 0  # and given back with the answer
+    assert gate.slowdowns == slowed
+    assert gate.limit.allowed == (2 if slowed else 4)
 
 
 # -- within a run -------------------------------------------------------------------------------

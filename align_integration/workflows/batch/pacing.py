@@ -5,8 +5,10 @@
   throttle (429, 503, or any answer with ``Retry-After``) halves it (multiplicative
   decrease), once per round: answers to requests sent before the last decrease do not
   decrease it again.
-- :class:`InFlightGate` holds threads back while the limit is reached; at the floor (one
+- :class:`InFlightGate` holds requests back while the limit is reached; at the floor (one
   request) a further throttle also pauses new requests for the time the service asked.
+  A request holds its place only while in flight (:class:`ThrottleWatch`); a row starts
+  only when a request could go (:meth:`InFlightGate.admit`).
 - :class:`RateLimiter`: ``--rate``, an optional ceiling of requests started per second.
 - :func:`throttle_wait`: how long a throttled row waits before it is tried again.
 - :func:`batch_client` leaves 429 and 503 to this pacing (no in-request retry of them);
@@ -17,11 +19,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+import requests
 
 from align_integration.client.errors import AlignError
-from align_integration.client.retry import RETRY_STATUSES, doubling, retry_from_settings
+from align_integration.client.retry import (
+    RETRY_STATUSES,
+    doubling,
+    requested_wait,
+    retry_from_settings,
+)
 from align_integration.client.service import AlignServiceClient
 from align_integration.conf import get_setting
 
@@ -116,17 +126,29 @@ class InFlightGate:
     def slowdowns(self) -> int:
         return self.limit.slowdowns
 
-    def enter(self, stop: threading.Event) -> int | None:
+    def enter(self, stop: threading.Event | None = None) -> int | None:
         """Wait for a place; the request's number, or ``None`` when ``stop`` was set."""
         with self._condition:
             while True:
-                if stop.is_set():
+                if stop is not None and stop.is_set():
                     return None
                 pause = self._paused_until - time.monotonic()
                 if pause <= 0 and self._in_flight < self.limit.allowed:
                     self._in_flight += 1
                     return self.limit.start()
                 self._condition.wait(timeout=min(max(pause, 0.05), 0.5))
+
+    def admit(self, stop: threading.Event) -> bool:
+        """Wait until a request could go now (a place free, no pause), without taking the
+        place: a row starts its work (its claim, its timeline entry) only then, so rows do
+        not pile up behind a throttling service.  False when ``stop`` was set."""
+        with self._condition:
+            while not stop.is_set():
+                pause = self._paused_until - time.monotonic()
+                if pause <= 0 and self._in_flight < self.limit.allowed:
+                    return True
+                self._condition.wait(timeout=min(max(pause, 0.05), 0.5))
+            return False
 
     def leave(self, number: int, *, throttled: bool, wait: float = 0.0) -> None:
         """The request is answered; ``throttled`` with the ``wait`` the service asked for."""
@@ -172,12 +194,17 @@ def batch_client() -> AlignServiceClient:
 
 
 class ThrottleWatch:
-    """The thread's client, noting the last "slow down" answer (429, 503, ``Retry-After``)
-    that any of its calls raised."""
+    """The thread's client: each of its requests takes a place at the ``gate`` while it is
+    in flight (the database work around it takes none; a throttling answer, 429 or 503 or
+    any ``Retry-After``, slows the gate down), and the last "slow down" error any call
+    raised is noted for the row."""
 
-    def __init__(self, client: AlignServiceClient) -> None:
+    def __init__(self, client: AlignServiceClient, gate: InFlightGate | None = None) -> None:
         self._client = client
         self.throttle: AlignError | None = None
+        if gate is not None:
+            # Every request of this thread's own client passes ``send``, the token's too.
+            client.send = _gated(client.send, gate)  # type: ignore[method-assign]
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._client, name)
@@ -193,3 +220,21 @@ class ThrottleWatch:
                 raise
 
         return call
+
+
+def _gated(send: Callable[..., requests.Response], gate: InFlightGate) -> Callable[..., Any]:
+    def gated_send(*args: Any, **kwargs: Any) -> requests.Response:
+        # A started row's request always goes (its operation is claimed): no stop here.
+        number = gate.enter()
+        throttled, wait = False, 0.0
+        try:
+            response = send(*args, **kwargs)
+            header = response.headers.get("Retry-After")
+            throttled = response.status_code in THROTTLE_STATUSES or header is not None
+            if throttled:
+                wait = throttle_wait(requested_wait(header) if header else None, 1)
+            return response
+        finally:
+            gate.leave(cast(int, number), throttled=throttled, wait=wait)
+
+    return gated_send

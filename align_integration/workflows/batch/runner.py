@@ -2,11 +2,12 @@
 
 - Rows are checked and sent by a :class:`~align_integration.workflows.batch.actions.CaseAction`;
   each row is its own try/except, so one bad row never stops the others.
-- ``concurrency`` worker threads (each with its own HTTP session and database connection,
-  closed when the thread ends) work on rows, spread over ``processes`` forked processes
-  (``workflows.batch.processes``); how many requests are in flight adapts to the
-  service (``workflows.batch.pacing``): a 429, a 503 or a ``Retry-After`` halves it, success
-  grows it back to ``concurrency``.  ``rate`` (``--rate``) is an optional ceiling of
+- :func:`threads_for` ``concurrency`` worker threads (each with its own HTTP session and
+  database connection, closed when the thread ends) work on rows, spread over
+  ``processes`` forked processes (``workflows.batch.processes``); at most ``concurrency``
+  requests are in flight (a request holds its place only while in flight), and how many
+  adapts to the service (``workflows.batch.pacing``): a 429, a 503 or a ``Retry-After``
+  halves it, success grows it back to ``concurrency``.  ``rate`` (``--rate``) is an optional ceiling of
   requests started per second; there is none by default.
 - A throttled row waits as the service asked and is tried again within the run, with the
   same ``RemoteOperation`` and idempotency key (the service never acts twice).  Its failed
@@ -34,7 +35,6 @@ from typing import Any, cast
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from align_integration.adapters import get_adapter
-from align_integration.client.errors import AlignError
 from align_integration.client.service import AlignServiceClient
 from align_integration.outbound import PAUSED_MESSAGE, OutboundPaused, outbound_paused
 from align_integration.workflows.batch.actions import (
@@ -156,6 +156,13 @@ class Pacing:
     rate: RateLimiter
 
 
+def threads_for(concurrency: int) -> int:
+    """Threads working on rows for ``concurrency`` requests in flight: half as many again,
+    so that rows doing their database work (claim, outcome, timeline) do not keep a place
+    of the requests in flight empty.  One for one request at a time."""
+    return concurrency + concurrency // 2 if concurrency > 1 else 1
+
+
 class _CaseRegister:
     """Which input row first claimed each case (threads share it).  A row tried again
     after a throttle is still the first."""
@@ -214,23 +221,16 @@ def process_row(
         return RowOutcome(WOULD_SEND, None, action.would_send)
     if outbound_paused():
         return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
-    if not pacing.rate.wait(stop):
-        return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
-    number = pacing.gate.enter(stop)
-    if number is None:
+    if not pacing.rate.wait(stop) or not pacing.gate.admit(stop):
         return RowOutcome(NOT_RUN, None, "Interrupted before this row was sent.")
     watch = client if isinstance(client, ThrottleWatch) else None
     if watch is not None:
         watch.throttle = None
-    throttle: AlignError | None = None
     try:
         outcome = action.send(case, row.comment, plan, user=user, client=client)
     except OutboundPaused:  # switched on while this row was on its way
         return RowOutcome(PAUSED, 503, PAUSED_MESSAGE)
-    finally:
-        throttle = watch.throttle if watch is not None else None
-        wait = throttle_wait(throttle.retry_after, 1) if throttle is not None else 0.0
-        pacing.gate.leave(number, throttled=throttle is not None, wait=wait)
+    throttle = watch.throttle if watch is not None else None
     if throttle is not None and outcome.failed:
         return replace(outcome, throttled=True, retry_after=throttle.retry_after)
     return outcome
@@ -364,7 +364,9 @@ class BatchRunner:
         previous = self._install_signal_handler()
         slowdowns, processes = 0, 1
         try:
-            threads = self.concurrency if self.threads_allowed() and len(work) > 1 else 0
+            threads = (
+                threads_for(self.concurrency) if self.threads_allowed() and len(work) > 1 else 0
+            )
             if threads and self.processes > 1 and len(work) > self.processes and can_fork():
                 slowdowns, processes = self._run_in_processes(work)
             else:
@@ -451,7 +453,7 @@ class BatchRunner:
             self._results = {}
             self._throttled_retries = 0
             self.pacing = self._pacing(concurrency, rate)
-            self._run_rows(RowQueue(share), concurrency if len(share) > 1 else 0)
+            self._run_rows(RowQueue(share), threads_for(concurrency) if len(share) > 1 else 0)
             return self.pacing.gate.slowdowns, self._throttled_retries
 
         return work
@@ -470,7 +472,7 @@ class BatchRunner:
         return True
 
     def _work_through(self, rows: RowQueue, *, own_connections: bool) -> None:
-        client = cast(AlignServiceClient, ThrottleWatch(self.client_factory()))
+        client = cast(AlignServiceClient, ThrottleWatch(self.client_factory(), self.pacing.gate))
         try:
             while (item := rows.take(self.stop)) is not None:
                 if own_connections:
