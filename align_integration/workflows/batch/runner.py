@@ -7,8 +7,8 @@
   ``processes`` forked processes (``workflows.batch.processes``); at most ``concurrency``
   requests are in flight (a request holds its place only while in flight), and how many
   adapts to the service (``workflows.batch.pacing``): a 429, a 503 or a ``Retry-After``
-  halves it, success grows it back to ``concurrency``.  ``rate`` (``--rate``) is an optional ceiling of
-  requests started per second; there is none by default.
+  halves it, success grows it back to ``concurrency``.  ``rate`` (``--rate``) is an
+  optional ceiling of requests started per second; there is none by default.
 - A throttled row waits as the service asked and is tried again within the run, with the
   same ``RemoteOperation`` and idempotency key (the service never acts twice).  Its failed
   attempt is on the timeline with the background retry it scheduled, which a later
