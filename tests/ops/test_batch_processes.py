@@ -184,3 +184,31 @@ def test_an_adapter_with_its_own_get_case_is_asked_per_reference(make_case: Any)
         case.case_number: case.pk
     }
     assert adapter.get_cases([str(case.uuid)]) == {}  # its rule, not the default one
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_processes_take_no_new_row_once_the_command_is_killed(
+    tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
+) -> None:
+    cases = [sent_case() for _ in range(16)]
+    align_sandbox.inject_fault("clincheck_accept", delay=0.4, times=None)
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
+    args = ("align_clincheck_accept", "--csv", str(path), "--concurrency", "2")
+    command = manage(shared_db, *args, "--processes", "2")
+    deadline = time.monotonic() + 60
+    while not align_sandbox.count("clincheck_accept") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    command.kill()  # SIGKILL: no handler runs in the parent
+    command.communicate(timeout=30)
+
+    time.sleep(1.5)  # the rows in flight finish (0.4 s each)
+    sent = align_sandbox.count("clincheck_accept")
+    time.sleep(2)
+    assert align_sandbox.count("clincheck_accept") == sent < 16  # no new row was started
+
+    align_sandbox.clear_faults()
+    code, output = finish(manage(shared_db, *args, "--processes", "2"))
+    assert code == 0, output
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}

@@ -13,7 +13,8 @@ works in two processes of 8 threads each (``--processes`` sets the number).
   a throttled child slows itself down.
 - Each row's result comes back to the parent as it is known (progress, output, report).
 - Ctrl-C in the parent stops the children taking new rows; rows in flight finish.  A
-  second Ctrl-C ends the children at once.  A child that dies leaves its unreported rows
+  second Ctrl-C ends the children at once.  A child whose parent is gone (killed)
+  takes no new row.  A child that dies leaves its unreported rows
   "not run": the next run of the same input resumes them.
 - Processes are forked, so they exist only where ``fork`` does, and only from a process
   that runs no other thread (forking a threaded process can leave a lock held forever in
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -54,13 +56,13 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-def _child(work: Work, share: list[Any], conn: Connection, stop_all: Any) -> None:
+def _child(work: Work, share: list[Any], conn: Connection, stop_all: Any, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     stop = threading.Event()
 
-    def watch() -> None:
+    def watch() -> None:  # the parent asked to stop, or is gone (killed): take no new row
         while not stop.is_set():
-            if stop_all.wait(0.2):
+            if stop_all.wait(0.2) or os.getppid() != parent:
                 stop.set()
 
     threading.Thread(target=watch, name="align-batch-stop", daemon=True).start()
@@ -95,7 +97,9 @@ class ProcessPool:
         for share in shares:
             receiving, sending = context.Pipe(duplex=False)
             child = context.Process(
-                target=_child, args=(self.work, share, sending, stop_all), daemon=True
+                target=_child,
+                args=(self.work, share, sending, stop_all, os.getpid()),
+                daemon=True,
             )
             child.start()
             sending.close()
