@@ -23,6 +23,7 @@ works in two processes of 8 threads each (``--processes`` sets the number).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -70,7 +71,8 @@ def _child(work: Work, share: list[Any], conn: Connection, stop_all: Any, parent
         totals = work(share, lambda result: conn.send(("result", result)), stop)
         conn.send(("done", totals))
     except BaseException as error:  # reported; the parent marks the rest "not run"
-        conn.send(("failed", type(error).__name__))
+        with contextlib.suppress(OSError):  # the parent may be gone
+            conn.send(("failed", type(error).__name__))
     finally:
         stop.set()
         connections.close_all()
