@@ -115,3 +115,15 @@ def manage(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def communicate(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str]:
+    """Wait for a subprocess of :func:`manage`: (its exit code, its output); fails the test
+    (after killing it) when it does not end within ``timeout`` seconds."""
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"{' '.join(map(str, process.args))} did not finish:\n{output}")
+    return process.returncode, output

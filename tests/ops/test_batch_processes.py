@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from align_integration.workflows.batch.processes import automatic_processes, can_fork
-from tests.ops.conftest import accepted_once, manage, read_report, write_csv
+from tests.ops.conftest import accepted_once, communicate, manage, read_report, write_csv
 
 
 def test_processes_follow_the_rows_in_flight_and_the_cpus() -> None:
@@ -39,14 +39,20 @@ def test_no_fork_while_another_thread_runs() -> None:
         thread.join()
 
 
-def finish(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str]:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"the command did not finish:\n{output}")
-    return process.returncode, output
+def slow_batch_under_way(
+    tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any, *extra: str
+) -> tuple[list[Any], tuple[str, ...], subprocess.Popen[str]]:
+    """16 cases accepted at 0.4 s each by two processes of one thread, once the first
+    accept reached the sandbox: (the cases, the command's arguments, the command)."""
+    cases = [sent_case() for _ in range(16)]
+    align_sandbox.inject_fault("clincheck_accept", delay=0.4, times=None)
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
+    args = ("align_clincheck_accept", "--csv", str(path), "--concurrency", "2", "--processes", "2")
+    command = manage(shared_db, *args, *extra)
+    deadline = time.monotonic() + 60
+    while not align_sandbox.count("clincheck_accept") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cases, args, command
 
 
 @pytest.mark.postgres
@@ -63,7 +69,7 @@ def test_two_processes_accept_each_case_once_and_report_every_row(
     path = write_csv(tmp_path / "in.csv", ["case_id"], rows)
     report = tmp_path / "report.csv"
 
-    code, output = finish(
+    code, output = communicate(
         manage(
             shared_db,
             "align_clincheck_accept",
@@ -106,7 +112,7 @@ def test_a_failing_bulk_lookup_falls_back_to_one_lookup_per_row(
         ),
     }
 
-    code, output = finish(
+    code, output = communicate(
         manage(env, "align_clincheck_accept", "--csv", str(path), "--processes", "2")
     )
 
@@ -121,18 +127,13 @@ def test_a_failing_bulk_lookup_falls_back_to_one_lookup_per_row(
 def test_ctrl_c_stops_every_process_and_a_rerun_resumes(
     tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
 ) -> None:
-    cases = [sent_case() for _ in range(16)]
-    align_sandbox.inject_fault("clincheck_accept", delay=0.4, times=None)
-    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
     report = tmp_path / "report.csv"
-    args = ("align_clincheck_accept", "--csv", str(path), "--concurrency", "2")
-    command = manage(shared_db, *args, "--processes", "2", "--report", str(report))
-    deadline = time.monotonic() + 60
-    while not align_sandbox.count("clincheck_accept") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    cases, args, command = slow_batch_under_way(
+        tmp_path, shared_db, sent_case, align_sandbox, "--report", str(report)
+    )
     command.send_signal(signal.SIGINT)
 
-    code, output = finish(command)
+    code, output = communicate(command)
 
     assert code == 130, output
     outcomes = [row["outcome"] for row in read_report(report)]
@@ -141,7 +142,7 @@ def test_ctrl_c_stops_every_process_and_a_rerun_resumes(
     assert outcomes.count("succeeded") + outcomes.count("not run: interrupted") == 16
 
     align_sandbox.clear_faults()
-    code, output = finish(manage(shared_db, *args, "--processes", "2"))
+    code, output = communicate(manage(shared_db, *args))
     assert code == 0, output
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
@@ -192,14 +193,7 @@ def test_an_adapter_with_its_own_get_case_is_asked_per_reference(make_case: Any)
 def test_processes_take_no_new_row_once_the_command_is_killed(
     tmp_path: Path, shared_db: dict[str, str], sent_case: Any, align_sandbox: Any
 ) -> None:
-    cases = [sent_case() for _ in range(16)]
-    align_sandbox.inject_fault("clincheck_accept", delay=0.4, times=None)
-    path = write_csv(tmp_path / "in.csv", ["case_id"], [[case.uuid] for case in cases])
-    args = ("align_clincheck_accept", "--csv", str(path), "--concurrency", "2")
-    command = manage(shared_db, *args, "--processes", "2")
-    deadline = time.monotonic() + 60
-    while not align_sandbox.count("clincheck_accept") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    cases, args, command = slow_batch_under_way(tmp_path, shared_db, sent_case, align_sandbox)
     command.kill()  # SIGKILL: no handler runs in the parent
     command.communicate(timeout=30)
 
@@ -209,6 +203,6 @@ def test_processes_take_no_new_row_once_the_command_is_killed(
     assert align_sandbox.count("clincheck_accept") == sent < 16  # no new row was started
 
     align_sandbox.clear_faults()
-    code, output = finish(manage(shared_db, *args, "--processes", "2"))
+    code, output = communicate(manage(shared_db, *args))
     assert code == 0, output
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}

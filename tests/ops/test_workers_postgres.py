@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from align_integration.models import RemoteOperation
 from align_integration.workflows.clincheck import prepare_operation
-from tests.ops.conftest import accepted_once, manage
+from tests.ops.conftest import accepted_once, communicate, manage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -38,13 +38,8 @@ def due_accepts(sent_case: Any, count: int) -> list[RemoteOperation]:
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 90) -> str:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"worker did not finish:\n{output}")
-    assert process.returncode == 0, output
+    code, output = communicate(process, timeout)
+    assert code == 0, output
     return output
 
 
