@@ -89,6 +89,15 @@ def asset_ref(asset: CaseAsset) -> AssetRef:
     )
 
 
+def _reference_field(model: type[models.Model]) -> str:
+    """The field a case reference names by default: ``uuid`` when the model has one."""
+    try:
+        model._meta.get_field("uuid")
+    except FieldDoesNotExist:
+        return "pk"
+    return "uuid"
+
+
 def _is_forward_relation(model: type[models.Model], name: str) -> bool:
     try:
         field = model._meta.get_field(name)
@@ -119,9 +128,7 @@ class CaseAdapter:
         model = self.case_model
         ref = str(case_ref).strip()
         lookup: dict[str, Any]
-        try:
-            model._meta.get_field("uuid")
-        except FieldDoesNotExist:
+        if _reference_field(model) == "pk":
             lookup = {"pk": ref}
         else:
             try:
@@ -151,13 +158,8 @@ class CaseAdapter:
                     pass
             return found
         model = self.case_model
-        parse: Callable[[str], Any]
-        try:
-            model._meta.get_field("uuid")
-        except FieldDoesNotExist:
-            field, parse = "pk", model._meta.pk.to_python
-        else:
-            field, parse = "uuid", uuid.UUID
+        field = _reference_field(model)
+        parse: Callable[[str], Any] = uuid.UUID if field == "uuid" else model._meta.pk.to_python
         rows = model._default_manager.all()
         if type(self).patient is CaseAdapter.patient and _is_forward_relation(model, "patient"):
             rows = rows.select_related("patient")  # what the default patient() reads

@@ -1,4 +1,5 @@
-"""Shared set-up for the benchmark scripts: Django settings for a bench host, a sandbox."""
+"""Shared set-up for the benchmark scripts: Django settings for a bench host, a PostgreSQL
+database of their own, cases ready for a ClinCheck accept."""
 
 from __future__ import annotations
 
@@ -52,3 +53,72 @@ def configure_django(cache: dict[str, Any] | None = None, service_url: str = "")
 def table(rows: list[tuple[str, str]]) -> str:
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def recreate_postgres_database(database: dict[str, Any]) -> None:
+    """Drop and create the PostgreSQL database of a Django ``DATABASES`` entry."""
+    import psycopg
+
+    admin = psycopg.connect(
+        host=database["HOST"],
+        port=database["PORT"] or 5432,
+        user=database["USER"],
+        dbname="postgres",
+        autocommit=True,
+    )
+    admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
+    admin.close()
+
+
+def accept_ready_cases(
+    count: int, mrn_prefix: str, *, sent: bool = False
+) -> tuple[list[Any], list[Any], list[Any], list[dict[str, Any]]]:
+    """``count`` Align cases with an acceptance screenshot (``sent``: with the ids Align
+    gave them): (cases, patients, screenshots, their orders as the sandbox keeps them)."""
+    from align_integration.models import AlignCase, CaseAsset
+    from tests.testapp.models import Case, Patient, Prescription
+
+    patients = Patient.objects.bulk_create(
+        Patient(
+            first_name="Bench",
+            last_name=f"Patient{i}",
+            medical_record_number=f"{mrn_prefix}{i:06d}",
+        )
+        for i in range(count)
+    )
+    cases = Case.objects.bulk_create(
+        Case(patient=patient, case_number=f"{mrn_prefix}{i:06d}")
+        for i, patient in enumerate(patients)
+    )
+    Prescription.objects.bulk_create(Prescription(case=case, lab="AL") for case in cases)
+    if sent:
+        AlignCase.objects.bulk_create(
+            AlignCase(case=c, align_case_id=str(c.pk), patient_id=f"P-{c.pk}", order_id=f"O-{c.pk}")
+            for c in cases
+        )
+    screenshots = CaseAsset.objects.bulk_create(
+        CaseAsset(
+            case=case,
+            kind=CaseAsset.CCACCEPTSCREEN,
+            file=f"screens/{case.pk}.jpg",
+            vault_id=f"vault-{case.pk}",
+            external_key=f"key-{case.pk}",
+        )
+        for case in cases
+    )
+    orders = [
+        {
+            "caseId": str(case.pk),
+            "patientId": f"P-{case.pk}",
+            "mrn": patient.medical_record_number,
+            "orderType": "IAS",
+            "treatmentOption": "full",
+            "chiefConcern": "Crowding and spacing",
+            "orderId": f"O-{case.pk}",
+            "status": "treatment_plan_ready",
+            "planVersion": 1,
+        }
+        for case, patient in zip(cases, patients, strict=True)
+    ]
+    return cases, patients, screenshots, orders

@@ -37,6 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _setup import accept_ready_cases, recreate_postgres_database  # noqa: E402
 
 LATENCY = 0.1
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/align_bench_batch"
@@ -137,7 +140,6 @@ def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
     """Django on a PostgreSQL database of the benchmark's own (dropped and made anew)."""
     import dj_database_url
     import django
-    import psycopg
     from django.conf import settings
 
     if database_url == "sqlite":  # a file in the temporary folder, as the first runs used
@@ -152,16 +154,7 @@ def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
         }
     else:
         database = dj_database_url.parse(database_url)
-        admin = psycopg.connect(
-            host=database["HOST"],
-            port=database["PORT"] or 5432,
-            user=database["USER"],
-            dbname="postgres",
-            autocommit=True,
-        )
-        admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
-        admin.close()
+        recreate_postgres_database(database)
 
     settings.configure(
         DEBUG=False,
@@ -197,45 +190,9 @@ def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:
 
 def seed(sandbox: RemoteSandbox, count: int, csv_path: Path) -> None:
     """``count`` cases with an acceptance screenshot, each with an order at the sandbox."""
-    from align_integration.models import CaseAsset
-    from tests.testapp.models import Case, Patient, Prescription
-
-    patients = Patient.objects.bulk_create(
-        Patient(first_name="Bench", last_name=f"Patient{i}", medical_record_number=f"MRN{i:06d}")
-        for i in range(count)
-    )
-    cases = Case.objects.bulk_create(
-        Case(patient=patient, case_number=f"C{i:06d}") for i, patient in enumerate(patients)
-    )
-    Prescription.objects.bulk_create(Prescription(case=case, lab="AL") for case in cases)
-    assets = CaseAsset.objects.bulk_create(
-        CaseAsset(
-            case=case,
-            kind=CaseAsset.CCACCEPTSCREEN,
-            file=f"screens/{case.pk}.jpg",
-            vault_id=f"vault-{case.pk}",
-            external_key=f"key-{case.pk}",
-        )
-        for case in cases
-    )
+    cases, patients, assets, orders = accept_ready_cases(count, "MRN")
     # The orders are set at the sandbox directly: only the accepts are measured.
-    sandbox.ask(
-        "orders",
-        [
-            {
-                "caseId": str(case.pk),
-                "patientId": f"P-{case.pk}",
-                "mrn": patient.medical_record_number,
-                "orderType": "IAS",
-                "treatmentOption": "full",
-                "chiefConcern": "Crowding and spacing",
-                "orderId": f"O-{case.pk}",
-                "status": "treatment_plan_ready",
-                "planVersion": 1,
-            }
-            for case, patient in zip(cases, patients, strict=True)
-        ],
-    )
+    sandbox.ask("orders", orders)
     with csv_path.open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow([*SEED_COLUMNS, "case_id"])

@@ -33,6 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+from _setup import recreate_postgres_database  # noqa: E402 - after the path is set
+
 SECRET = "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA="
 ROUNDS = 4  # bare and app alternate in this many rounds
 TARGETS = {"inline": 0.8, "deferred": 0.95}
@@ -50,19 +53,7 @@ def prepare_database(cases: int) -> list[int]:
     from django.conf import settings
     from django.db import connection
 
-    database = settings.DATABASES["default"]
-    import psycopg
-
-    admin = psycopg.connect(
-        host=database["HOST"],
-        port=database["PORT"] or 5432,
-        user=database["USER"],
-        dbname="postgres",
-        autocommit=True,
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{database["NAME"]}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{database["NAME"]}"')
-    admin.close()
+    recreate_postgres_database(settings.DATABASES["default"])
     django.setup()
     from django.core.management import call_command
 

@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _setup import accept_ready_cases, recreate_postgres_database  # noqa: E402
 from bench_batch import RemoteSandbox  # noqa: E402 - after the path is set
 
 LATENCY = 0.05
@@ -40,19 +41,8 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/align_bench_worker"
 
 def prepare_database(url: str) -> None:
     import dj_database_url
-    import psycopg
 
-    config = dj_database_url.parse(url)
-    admin = psycopg.connect(
-        host=config["HOST"],
-        port=config["PORT"] or 5432,
-        user=config["USER"],
-        dbname="postgres",
-        autocommit=True,
-    )
-    admin.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
-    admin.close()
+    recreate_postgres_database(dj_database_url.parse(url))
     import django
 
     django.setup()
@@ -63,44 +53,8 @@ def prepare_database(url: str) -> None:
 
 def seed_cases(sandbox: RemoteSandbox, count: int) -> list[int]:
     """``count`` sent cases with an acceptance screenshot and an order at the sandbox."""
-    from align_integration.models import AlignCase, CaseAsset
-    from tests.testapp.models import Case, Patient, Prescription
-
-    patients = Patient.objects.bulk_create(
-        Patient(first_name="Bench", last_name=f"W{i}", medical_record_number=f"W{i:06d}")
-        for i in range(count)
-    )
-    cases = Case.objects.bulk_create(Case(patient=patient) for patient in patients)
-    Prescription.objects.bulk_create(Prescription(case=case, lab="AL") for case in cases)
-    AlignCase.objects.bulk_create(
-        AlignCase(case=c, align_case_id=str(c.pk), patient_id=f"P-{c.pk}", order_id=f"O-{c.pk}")
-        for c in cases
-    )
-    CaseAsset.objects.bulk_create(
-        CaseAsset(
-            case=case,
-            kind=CaseAsset.CCACCEPTSCREEN,
-            file=f"screens/{case.pk}.jpg",
-            vault_id=f"vault-{case.pk}",
-            external_key=f"key-{case.pk}",
-        )
-        for case in cases
-    )
-    sandbox.ask(
-        "orders",
-        [
-            {
-                "caseId": str(case.pk),
-                "patientId": f"P-{case.pk}",
-                "mrn": patient.medical_record_number,
-                "orderType": "IAS",
-                "orderId": f"O-{case.pk}",
-                "status": "treatment_plan_ready",
-                "planVersion": 1,
-            }
-            for case, patient in zip(cases, patients, strict=True)
-        ],
-    )
+    cases, _, _, orders = accept_ready_cases(count, "W", sent=True)
+    sandbox.ask("orders", orders)
     return [case.pk for case in cases]
 
 

@@ -18,6 +18,7 @@ stays due with its attempts and schedule unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,26 @@ class Attempt:
     on_success: Callable[[dict[str, Any]], None] | None = None
 
 
+@dataclass(frozen=True)
+class OperationSpec:
+    """One logical operation :func:`operations_for` finds or creates."""
+
+    case: Any
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+
+
+def _new_operation(spec: OperationSpec, user: Any) -> RemoteOperation:
+    return RemoteOperation(
+        case=spec.case,
+        kind=spec.kind,
+        dedupe_key=spec.dedupe_key,
+        payload=spec.payload,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
 def operation_for(
     case: Any,
     kind: str,
@@ -127,31 +148,16 @@ def operation_for(
         return RemoteOperation.objects.get(dedupe_key=dedupe_key)
     except RemoteOperation.DoesNotExist:
         pass
-    fields = {
-        "case": case,
-        "kind": kind,
-        "dedupe_key": dedupe_key,
-        "payload": payload or {},
-        "created_by": user if getattr(user, "is_authenticated", False) else None,
-    }
+    operation = _new_operation(OperationSpec(case, kind, dedupe_key, payload or {}), user)
     using = router.db_for_write(RemoteOperation)
+    # In a caller's transaction a savepoint keeps it usable; in autocommit: one statement.
+    nested = transaction.get_connection(using).in_atomic_block
     try:
-        if transaction.get_connection(using).in_atomic_block:
-            with transaction.atomic(using=using):  # a savepoint keeps the caller's block usable
-                return RemoteOperation.objects.create(**fields)
-        return RemoteOperation.objects.create(**fields)  # autocommit: one statement
+        with transaction.atomic(using=using) if nested else contextlib.nullcontext():
+            operation.save(force_insert=True, using=using)
+        return operation
     except IntegrityError:  # made meanwhile by another run
         return RemoteOperation.objects.get(dedupe_key=dedupe_key)
-
-
-@dataclass(frozen=True)
-class OperationSpec:
-    """One logical operation :func:`operations_for` finds or creates."""
-
-    case: Any
-    kind: str
-    dedupe_key: str
-    payload: dict[str, Any]
 
 
 #: Keys per query of :func:`operations_for` (well under every database's parameter limit).
@@ -162,7 +168,6 @@ def operations_for(specs: list[OperationSpec], *, user: Any = None) -> dict[str,
     """:func:`operation_for` of many at once, by dedupe key: the stored rows, and the rows
     not stored yet created (a few queries per :data:`BULK_CHUNK` instead of two each)."""
     found: dict[str, RemoteOperation] = {}
-    created_by = user if getattr(user, "is_authenticated", False) else None
     for start in range(0, len(specs), BULK_CHUNK):
         chunk = specs[start : start + BULK_CHUNK]
         keys = [spec.dedupe_key for spec in chunk]
@@ -174,16 +179,7 @@ def operations_for(specs: list[OperationSpec], *, user: Any = None) -> dict[str,
         if not missing:
             continue
         RemoteOperation.objects.bulk_create(
-            [
-                RemoteOperation(
-                    case=spec.case,
-                    kind=spec.kind,
-                    dedupe_key=spec.dedupe_key,
-                    payload=spec.payload,
-                    created_by=created_by,
-                )
-                for spec in missing
-            ],
+            [_new_operation(spec, user) for spec in missing],
             ignore_conflicts=True,  # made meanwhile by another run: read below
         )
         found.update(

@@ -126,29 +126,30 @@ class InFlightGate:
     def slowdowns(self) -> int:
         return self.limit.slowdowns
 
+    def _wait_for_room(self, stop: threading.Event | None) -> bool:
+        """With the condition held: wait until a request could go now (a place free, no
+        pause); False when ``stop`` was set meanwhile."""
+        while stop is None or not stop.is_set():
+            pause = self._paused_until - time.monotonic()
+            if pause <= 0 and self._in_flight < self.limit.allowed:
+                return True
+            self._condition.wait(timeout=min(max(pause, 0.05), 0.5))
+        return False
+
     def enter(self, stop: threading.Event | None = None) -> int | None:
         """Wait for a place; the request's number, or ``None`` when ``stop`` was set."""
         with self._condition:
-            while True:
-                if stop is not None and stop.is_set():
-                    return None
-                pause = self._paused_until - time.monotonic()
-                if pause <= 0 and self._in_flight < self.limit.allowed:
-                    self._in_flight += 1
-                    return self.limit.start()
-                self._condition.wait(timeout=min(max(pause, 0.05), 0.5))
+            if not self._wait_for_room(stop):
+                return None
+            self._in_flight += 1
+            return self.limit.start()
 
     def admit(self, stop: threading.Event) -> bool:
-        """Wait until a request could go now (a place free, no pause), without taking the
-        place: a row starts its work (its claim, its timeline entry) only then, so rows do
-        not pile up behind a throttling service.  False when ``stop`` was set."""
+        """Wait until a request could go now, without taking the place: a row starts its
+        work (its claim, its timeline entry) only then, so rows do not pile up behind a
+        throttling service.  False when ``stop`` was set."""
         with self._condition:
-            while not stop.is_set():
-                pause = self._paused_until - time.monotonic()
-                if pause <= 0 and self._in_flight < self.limit.allowed:
-                    return True
-                self._condition.wait(timeout=min(max(pause, 0.05), 0.5))
-            return False
+            return self._wait_for_room(stop)
 
     def leave(self, number: int, *, throttled: bool, wait: float = 0.0) -> None:
         """The request is answered; ``throttled`` with the ``wait`` the service asked for."""

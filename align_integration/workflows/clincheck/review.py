@@ -42,13 +42,17 @@ FLAG = "set-align-order-status"
 MAX_COMMENT_LENGTH = 5000
 
 
-def latest_acceptance_screenshot(case: Any) -> CaseAsset | None:
+def _acceptance_screenshots() -> Any:
+    """Current acceptance screenshots, the newest first."""
     return (
         CaseAsset.objects.current()
-        .filter(case=case, kind=CaseAsset.CCACCEPTSCREEN)
+        .filter(kind=CaseAsset.CCACCEPTSCREEN)
         .order_by("-date_created", "-pk")
-        .first()
     )
+
+
+def latest_acceptance_screenshot(case: Any) -> CaseAsset | None:
+    return _acceptance_screenshots().filter(case=case).first()
 
 
 def latest_acceptance_screenshots(cases: list[Any]) -> dict[Any, CaseAsset]:
@@ -56,12 +60,7 @@ def latest_acceptance_screenshots(cases: list[Any]) -> dict[Any, CaseAsset]:
     newest: dict[Any, CaseAsset] = {}
     for start in range(0, len(cases), BULK_CHUNK):
         chunk = [case.pk for case in cases[start : start + BULK_CHUNK]]
-        screenshots = (
-            CaseAsset.objects.current()
-            .filter(case__in=chunk, kind=CaseAsset.CCACCEPTSCREEN)
-            .order_by("-date_created", "-pk")
-        )
-        for screenshot in screenshots:
+        for screenshot in _acceptance_screenshots().filter(case__in=chunk):
             newest.setdefault(screenshot.case_id, screenshot)
     return newest
 
