@@ -309,6 +309,8 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     assert run("align_clincheck_accept", "--csv", str(tmp_path / "missing.csv"))[0] == 2
     assert run("align_clincheck_accept", "--case", "1", "--user", "nobody")[0] == 2
     assert run("align_clincheck_accept", "--case", "1", "--concurrency", "0")[0] == 2
+    code, _, err = run("align_clincheck_accept", "--case", "1", "--processes", "0")
+    assert code == 2 and "--processes must be at least 1" in err
 
 
 def test_acting_user_is_on_the_timeline(sent_case: Any, staff_user: Any) -> None:
