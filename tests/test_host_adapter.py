@@ -9,15 +9,12 @@ the host, and a failing note never breaks a flow.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
@@ -26,6 +23,7 @@ from align_integration.cases import can_send_to_align
 from align_integration.models import AlignCase, CaseAsset, CaseEvent, RemoteOperation
 from align_integration.worker import run_due_operations
 from align_integration.workflows.orders.uploads import upload_dedupe_key
+from tests.commands import batch
 from tests.cutover_kit import patient_values
 from tests.images import jpeg_data_url
 from tests.testapp.models import CaseNote, ScanFile, VaultScreenshot
@@ -74,15 +72,6 @@ def received() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     yield got
     for name, signal in wanted.items():
         signal.disconnect(dispatch_uid=f"test-host-{name}")
-
-
-def batch(name: str, *args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(name, *args, "--concurrency", "1", stdout=out, stderr=err, verbosity=2)
-    except CommandError as error:
-        return error.returncode, out.getvalue() + err.getvalue()
-    return 0, out.getvalue() + err.getvalue()
 
 
 def event_messages(case: Any, action: str) -> list[str]:

@@ -30,6 +30,7 @@ from align_integration.models import (
 from align_integration.outbound import SWITCH, OutboundPaused
 from align_integration.signals import aligners_purchased
 from align_integration.worker import retry_operations, run_due_operations, run_worker_pass
+from tests.commands import batch
 from tests.images import jpeg_data_url
 from tests.users import STAFF_PERMISSIONS, grant
 
@@ -41,15 +42,6 @@ paused = override_switch(SWITCH, active=True)
 def outbound_calls(sandbox: Any) -> list[str]:
     """Everything the app sent to the sandbox (Align and iTero)."""
     return [recorded.call for recorded in sandbox.requests]
-
-
-def batch(name: str, *args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(name, *args, "--concurrency", "1", stdout=out, stderr=err, verbosity=2)
-    except CommandError as error:
-        return error.returncode, out.getvalue() + err.getvalue()
-    return 0, out.getvalue() + err.getvalue()
 
 
 @pytest.fixture
