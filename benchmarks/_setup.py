@@ -1,8 +1,11 @@
 """Shared set-up for the benchmark scripts: Django settings for a bench host, a PostgreSQL
-database of their own, cases ready for a ClinCheck accept."""
+database of their own, cases ready for a ClinCheck accept, and the sandbox served by a
+process of its own (as the real service runs on another machine, its work does not compete
+with the measured code for the measuring process's interpreter)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -122,3 +125,77 @@ def accept_ready_cases(
         for case, patient in zip(cases, patients, strict=True)
     ]
     return cases, patients, screenshots, orders
+
+
+class RemoteSandbox:
+    """The sandbox served by a child process; asked over a pipe for what the tests read."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")  # before Django: nothing else to copy
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve_sandbox, args=(child,), daemon=True)
+        self._process.start()
+        self.url, self.client_id, self.client_secret, self.callback_secret = self._conn.recv()
+
+    def ask(self, *message: Any) -> Any:
+        self._conn.send(message)
+        return self._conn.recv()
+
+    def accepted_case_ids(self) -> list[str]:
+        """caseId of every ClinCheck accept received so far, in order."""
+        return self.ask("accepts")
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(timeout=10)
+
+
+def _serve_sandbox(conn: Any) -> None:
+    from align_integration.sandbox import Sandbox
+
+    sandbox = Sandbox(auto_callbacks=False).start()
+    conn.send((sandbox.url, sandbox.client_id, sandbox.client_secret, sandbox.callback_secret))
+    while True:
+        command, *args = conn.recv()
+        if command == "orders":  # orders as the service keeps them after "create order"
+            with sandbox.align.lock:
+                sandbox.align.orders.extend(args[0])
+            conn.send(None)
+        elif command == "latency":  # (delay, call="clincheck_accept")
+            sandbox.inject_fault(
+                args[1] if len(args) > 1 else "clincheck_accept", delay=args[0], times=None
+            )
+            conn.send(None)
+        elif command == "throttle":  # (probability, retry_after, capacity): before latency
+            probability, retry_after, capacity = args
+            sandbox.clear_faults()
+            sandbox.inject_fault(
+                "clincheck_accept",
+                status=429,
+                retry_after=retry_after,
+                rate=probability,
+                times=None,
+            )
+            sandbox.limit_in_flight(capacity, retry_after=retry_after)
+            conn.send(None)
+        elif command == "unthrottle":
+            sandbox.clear_faults()
+            sandbox.limit_in_flight(None)
+            conn.send(None)
+        elif command == "accepts":
+            conn.send([(c.form or {}).get("caseId") for c in sandbox.calls("clincheck_accept")])
+        elif command == "calls":  # (call,) -> [(caseId, status, idempotency key)]
+            conn.send(
+                [
+                    ((c.form or c.json or {}).get("caseId"), c.status, c.idempotency_key)
+                    for c in sandbox.calls(args[0])
+                ]
+            )
+        elif command == "count":
+            conn.send(sandbox.count(args[0]))
+        elif command == "counts":  # patients and orders the service holds
+            conn.send((len(sandbox.patients), len(sandbox.orders)))
+        else:
+            sandbox.stop()
+            conn.send(None)
+            return

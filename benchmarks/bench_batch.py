@@ -27,19 +27,21 @@ import argparse
 import csv
 import io
 import logging
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _setup import accept_ready_cases, recreate_postgres_database  # noqa: E402
+from _setup import (  # noqa: E402
+    RemoteSandbox,
+    accept_ready_cases,
+    recreate_postgres_database,
+)
 
 LATENCY = 0.1
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/align_bench_batch"
@@ -60,80 +62,6 @@ SEED_COLUMNS = [
     "Vault ID",
     "External Key",
 ]
-
-
-class RemoteSandbox:
-    """The sandbox served by a child process; asked over a pipe for what the tests read."""
-
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("fork")  # before Django: nothing else to copy
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_sandbox, args=(child,), daemon=True)
-        self._process.start()
-        self.url, self.client_id, self.client_secret, self.callback_secret = self._conn.recv()
-
-    def ask(self, *message: Any) -> Any:
-        self._conn.send(message)
-        return self._conn.recv()
-
-    def accepted_case_ids(self) -> list[str]:
-        """caseId of every ClinCheck accept received so far, in order."""
-        return self.ask("accepts")
-
-    def stop(self) -> None:
-        self.ask("stop")
-        self._process.join(timeout=10)
-
-
-def _serve_sandbox(conn: Any) -> None:
-    from align_integration.sandbox import Sandbox
-
-    sandbox = Sandbox(auto_callbacks=False).start()
-    conn.send((sandbox.url, sandbox.client_id, sandbox.client_secret, sandbox.callback_secret))
-    while True:
-        command, *args = conn.recv()
-        if command == "orders":  # orders as the service keeps them after "create order"
-            with sandbox.align.lock:
-                sandbox.align.orders.extend(args[0])
-            conn.send(None)
-        elif command == "latency":  # (delay, call="clincheck_accept")
-            sandbox.inject_fault(
-                args[1] if len(args) > 1 else "clincheck_accept", delay=args[0], times=None
-            )
-            conn.send(None)
-        elif command == "throttle":  # (probability, retry_after, capacity): before latency
-            probability, retry_after, capacity = args
-            sandbox.clear_faults()
-            sandbox.inject_fault(
-                "clincheck_accept",
-                status=429,
-                retry_after=retry_after,
-                rate=probability,
-                times=None,
-            )
-            sandbox.limit_in_flight(capacity, retry_after=retry_after)
-            conn.send(None)
-        elif command == "unthrottle":
-            sandbox.clear_faults()
-            sandbox.limit_in_flight(None)
-            conn.send(None)
-        elif command == "accepts":
-            conn.send([(c.form or {}).get("caseId") for c in sandbox.calls("clincheck_accept")])
-        elif command == "calls":  # (call,) -> [(caseId, status, idempotency key)]
-            conn.send(
-                [
-                    ((c.form or c.json or {}).get("caseId"), c.status, c.idempotency_key)
-                    for c in sandbox.calls(args[0])
-                ]
-            )
-        elif command == "count":
-            conn.send(sandbox.count(args[0]))
-        elif command == "counts":  # patients and orders the service holds
-            conn.send((len(sandbox.patients), len(sandbox.orders)))
-        else:
-            sandbox.stop()
-            conn.send(None)
-            return
 
 
 def configure(folder: Path, sandbox: RemoteSandbox, database_url: str) -> None:

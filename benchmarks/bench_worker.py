@@ -32,8 +32,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _setup import accept_ready_cases, recreate_postgres_database  # noqa: E402
-from bench_batch import RemoteSandbox  # noqa: E402 - after the path is set
+from _setup import (  # noqa: E402 - after the path is set
+    RemoteSandbox,
+    accept_ready_cases,
+    recreate_postgres_database,
+)
 
 LATENCY = 0.05
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/align_bench_worker"

@@ -328,8 +328,30 @@ def test_csv_header_problems_stop_the_run(db: Any, tmp_path: Path) -> None:
     latin.write_bytes(
         b"case_id,order_type,sales_order_number,pid,date_created\n1,primary,S\xe9,P,x\n"
     )
-    with pytest.raises(CommandError, match="not UTF-8"):
+    with pytest.raises(CommandError, match="latin.csv is not UTF-8 at line 2"):
         run("--orders-csv", str(latin))
+    assert not AlignOrder.objects.exists()  # nothing half-imported before the bad byte
+    huge = write_csv(
+        tmp_path / "huge.csv",
+        ["case_id,order_type,sales_order_number,pid,date_created", "1," + "x" * 200_000],
+    )
+    with pytest.raises(CommandError, match="huge.csv is not valid CSV at line 2"):
+        run("--orders-csv", huge)
+
+
+def test_a_semicolon_export_is_read(make_case: Any, tmp_path: Path) -> None:
+    """A spreadsheet in many locales saves "CSV" with ``;`` between the cells."""
+    case = make_case()
+    orders_csv = write_csv(
+        tmp_path / "orders.csv",
+        [
+            "case_id;order_type;sales_order_number;pid;date_created",
+            f"{case.pk};primary;S1;P1;2021-01-01",
+        ],
+    )
+    out, _ = run("--orders-csv", orders_csv)
+    assert "1 row(s); 1 imported" in out
+    assert case.align_sales_order_number == "S1"
 
 
 @pytest.mark.parametrize(

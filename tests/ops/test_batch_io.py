@@ -112,3 +112,11 @@ def test_an_exact_case_id_column_wins_over_case_id_spelled_otherwise(tmp_path: P
     first, second = read_csv_rows(path)
     assert first.case_ref == "uuid-of-17"
     assert (second.line, second.problem) == (3, "case_id is empty")  # a short row
+
+
+def test_an_unreadable_row_is_reported_and_the_rest_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("case_id\n1\n" + "x" * 200_000 + "\n3\n")  # over the csv field limit
+    rows = read_csv_rows(path)
+    assert [(r.line, r.case_ref) for r in rows] == [(2, "1"), (3, ""), (4, "3")]
+    assert rows[1].problem.startswith("unreadable row: field larger than field limit")

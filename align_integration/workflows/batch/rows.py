@@ -2,8 +2,9 @@
 
 Input columns are found by header name (``case_id``, and the comment column: ``comment``
 unless another is named; "Case ID" and "case-id" match too, as the old queries' exports
-name them, though an exact name wins), every other column is ignored.  A byte-order
-mark, CRLF line ends, blank lines and ``;`` as separator are tolerated.  A row that
+name them, though an exact name wins), every other column is ignored.  The file is read
+by :mod:`align_integration.workflows.csv_files` (byte-order mark, CRLF, blank lines,
+``;`` as separator, a Windows-1252 save).  A row that
 cannot be used is kept with its problem and line number, so the report can say which line
 was skipped and why.
 
@@ -14,13 +15,14 @@ The report has one row per input row.  Cells that a spreadsheet would read as a 
 from __future__ import annotations
 
 import csv
-import io
 import os
 import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from align_integration.workflows.csv_files import csv_lines, read_text
 
 CASE_COLUMN = "case_id"
 COMMENT_COLUMN = "comment"
@@ -70,22 +72,6 @@ def column_index(header: list[str], name: str) -> int | None:
     return found[0] if found else None
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")  # a spreadsheet's "CSV (Windows)"
-
-
-def _delimiter(text: str) -> str:
-    header = text.split("\n", 1)[0]
-    return ";" if header.count(";") > header.count(",") else ","
-
-
-def _is_blank(cells: list[str]) -> bool:
-    return not any(cell.strip() for cell in cells)
-
-
 def read_csv_rows(
     path: str | os.PathLike[str],
     *,
@@ -99,34 +85,25 @@ def read_csv_rows(
     takes ``default_comment``, and without one the row fails.
     """
     try:
-        text = _decode(Path(path).read_bytes())
+        text = read_text(path)
     except OSError as error:
         raise BatchInputError(f"cannot read {path}: {error.strerror or error}") from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     columns: tuple[int, int | None] | None = None
     rows: list[InputRow] = []
-    last_line = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            rows.append(InputRow(reader.line_num, "", problem=f"unreadable row: {error}"))
-            last_line = reader.line_num
-            continue
-        line, last_line = last_line + 1, reader.line_num
-        if _is_blank(cells):
-            continue
-        if columns is None:
+    for row in csv_lines(text):
+        if row.problem:
+            rows.append(InputRow(row.line, "", problem=row.problem))
+        elif columns is None:
             columns = _columns(
-                cells,
+                row.cells,
                 with_comment=with_comment,
                 default_comment=default_comment,
                 comment_column=comment_column,
             )
-            continue
-        rows.append(_row(columns, cells, line, with_comment, default_comment, comment_column))
+        else:
+            rows.append(
+                _row(columns, row.cells, row.line, with_comment, default_comment, comment_column)
+            )
     if columns is None:
         raise BatchInputError(f"{path} is empty: expected a header row with {CASE_COLUMN}")
     return rows

@@ -8,7 +8,6 @@ treatment plans of cases in flight) comes from and which column holds each field
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from django.db import connections
 
 from align_integration.conf import get_setting
 from align_integration.models import CaseAsset
+from align_integration.workflows.csv_files import NotUTF8, csv_lines, read_text
 
 ORDERS, ASSETS, PLANS = "orders", "assets", "plans"
 KINDS = (ORDERS, ASSETS, PLANS)
@@ -157,33 +157,27 @@ def _table_rows(source: Source) -> Iterator[LegacyRow]:
 
 def _csv_rows(source: Source) -> Iterator[LegacyRow]:
     path = Path(source.csv_path)
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")  # BOM and CRLF are fine
+    try:  # strict UTF-8: a guessed encoding would import altered order numbers
+        text = read_text(path, windows_fallback=False)
     except OSError as error:
         raise LegacyImportError(f"cannot read {path}: {error.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        mapping: dict[str, int] | None = None
-        last_line = 0
-        try:
-            for fields in reader:
-                line, last_line = last_line + 1, reader.line_num
-                if not any(value.strip() for value in fields):
-                    continue  # blank lines
-                if mapping is None:
-                    present = {name.strip().lower(): name.strip() for name in fields}
-                    columns = _column_map(source, present, f"{path.name} (line {line})")
-                    position = {name.strip().lower(): i for i, name in enumerate(fields)}
-                    mapping = {name: position[col.lower()] for name, col in columns.items()}
-                    continue
-                values = {
-                    name: fields[index] if index < len(fields) else None
-                    for name, index in mapping.items()
-                }
-                yield LegacyRow(f"line {line}", values)
-        except (csv.Error, UnicodeDecodeError) as error:
-            kind = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "not valid CSV"
-            raise LegacyImportError(f"{path.name} is {kind} after line {last_line}") from None
+    except NotUTF8 as error:
+        raise LegacyImportError(f"{path.name} is {error}") from None
+    mapping: dict[str, int] | None = None
+    for row in csv_lines(text):
+        if row.problem:
+            raise LegacyImportError(f"{path.name} is not valid CSV at line {row.line}")
+        if mapping is None:
+            present = {name.strip().lower(): name.strip() for name in row.cells}
+            columns = _column_map(source, present, f"{path.name} (line {row.line})")
+            position = {name.strip().lower(): i for i, name in enumerate(row.cells)}
+            mapping = {name: position[col.lower()] for name, col in columns.items()}
+            continue
+        values = {
+            name: row.cells[index] if index < len(row.cells) else None
+            for name, index in mapping.items()
+        }
+        yield LegacyRow(f"line {row.line}", values)
     if mapping is None:
         raise LegacyImportError(f"{path.name} has no header row")
 
