@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.itero.helpers import pair_through_pages
+
 UNIT_ITERO = {
     "OAUTH_BASE_URL": "https://auth.itero.test",
     "BASE_URL": "https://api.itero.test",
@@ -67,3 +69,9 @@ def paired_connection(db: Any, itero_unit_settings: Any) -> Any:
     connection.set_state(IteroConnection.PAIRED)
     connection.save()
     return connection
+
+
+@pytest.fixture
+def paired(itero_sandbox: Any, staff_client: Any) -> Any:
+    """Paired with the sandbox's lab account through the staff pages."""
+    return pair_through_pages(staff_client)
