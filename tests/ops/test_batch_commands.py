@@ -362,6 +362,23 @@ def test_concurrent_rows_each_accepted_once(
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
 
+@pytest.mark.django_db(transaction=True)  # worker threads see the cases
+def test_a_process_that_cannot_fork_says_so_and_runs_every_row(
+    tmp_path: Path, sent_case: Any, align_sandbox: Any, caplog: Any
+) -> None:
+    """The sandbox serves from a thread of this process, so forking is off: the rows run in
+    one process, and the summary and the log say why."""
+    cases = [sent_case() for _ in range(4)]
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[c.uuid] for c in cases])
+    args = ("--csv", str(path), "--concurrency", "2", "--processes", "2")
+    code, out, err = run("align_clincheck_accept", *args)
+    assert code == 0, err
+    assert "4 succeeded" in out
+    assert "in one process (" in out and "other thread" in out and " processes" not in out
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+    assert "processes=1 planned=2" in caplog.text
+
+
 def test_rate_limiter_spaces_calls(monkeypatch: Any) -> None:
     import threading
 

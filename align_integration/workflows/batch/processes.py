@@ -54,7 +54,17 @@ def automatic_processes(concurrency: int, cpus: int | None) -> int:
 
 def can_fork() -> bool:
     """Whether this process may fork workers: ``fork`` exists and no other thread runs."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    return not cannot_fork_reason()
+
+
+def cannot_fork_reason() -> str:
+    """Why this process may not fork workers (for the summary and the log), or ``""``."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "this platform cannot fork"
+    others = threading.active_count() - 1
+    if others:
+        return f"{others} other thread{'s' if others > 1 else ''} running; see docs, Processes"
+    return ""
 
 
 def _child(work: Work, share: list[Any], conn: Connection, stop_all: Any, parent: int) -> None:

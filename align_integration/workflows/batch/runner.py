@@ -59,7 +59,11 @@ from align_integration.workflows.batch.pacing import (
     batch_client,
     throttle_wait,
 )
-from align_integration.workflows.batch.processes import ProcessPool, can_fork
+from align_integration.workflows.batch.processes import (
+    ProcessPool,
+    can_fork,
+    cannot_fork_reason,
+)
 from align_integration.workflows.batch.rows import InputRow
 from align_integration.workflows.batch.worklist import RowQueue, drop_broken_connections
 
@@ -109,6 +113,7 @@ class BatchReport:
     slowdowns: int = 0  # how many times the service's throttling slowed the batch down
     throttled_retries: int = 0  # rows tried again within the run after a throttle
     processes: int = 1  # processes that shared the rows
+    one_process_because: str = ""  # why more processes were planned but one ran
 
     def count(self, *outcomes: str) -> int:
         return sum(1 for result in self.results if result.outcome.startswith(outcomes))
@@ -135,6 +140,8 @@ class BatchReport:
         if self.interrupted:
             parts.append(f"{self.count(NOT_RUN)} not run (interrupted)")
         mode = f", {self.processes} processes" if self.processes > 1 else ""
+        if self.one_process_because:
+            mode += f", in one process ({self.one_process_because})"
         mode += " (dry run: nothing sent)" if dry_run else ""
         pace = ""
         if self.slowdowns or self.throttled_retries:
@@ -362,12 +369,21 @@ class BatchRunner:
                 seen[row.key] = row.line
                 work.append((index, row))
         previous = self._install_signal_handler()
-        slowdowns, processes = 0, 1
+        slowdowns, processes, one_process_because = 0, 1, ""
         try:
             threads = (
                 threads_for(self.concurrency) if self.threads_allowed() and len(work) > 1 else 0
             )
-            if threads and self.processes > 1 and len(work) > self.processes and can_fork():
+            planned = threads and self.processes > 1 and len(work) > self.processes
+            if planned and not can_fork():
+                one_process_because = cannot_fork_reason()
+                logger.warning(
+                    "batch=%s processes=1 planned=%d why=%r",
+                    self.action.name,
+                    self.processes,
+                    one_process_because,
+                )
+            if planned and not one_process_because:
                 slowdowns, processes = self._run_in_processes(work)
             else:
                 self._run_rows(RowQueue(work), threads)
@@ -386,6 +402,7 @@ class BatchRunner:
             slowdowns=slowdowns,
             throttled_retries=self._throttled_retries,
             processes=processes,
+            one_process_because=one_process_because,
         )
 
     def _run_in_processes(self, work: list[tuple[int, InputRow]]) -> tuple[int, int]:
