@@ -27,7 +27,7 @@ from align_integration import tasks
 from align_integration.conf import get_setting
 from align_integration.models import CallbackEvent, IteroConnection, RemoteOperation
 from align_integration.outbound import SWITCH, outbound_paused
-from align_integration.worker import due_operations
+from align_integration.workflows.due import due_operations
 from align_integration.workflows.reachability import ALIGN, last_reachability
 
 #: The waffle switch that stops everything outbound (contract §8; see ``outbound``).

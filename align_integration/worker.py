@@ -10,17 +10,12 @@ that can defer is configured, a Django task) picks it up.  Jobs are plain idempo
 functions taking ids.
 
 Several workers (``align_worker`` on several machines, task workers) may look at the same
-operation at once.  A worker *takes* due operations before running them: on PostgreSQL a
-batch at a time, ``SELECT … FOR UPDATE SKIP LOCKED`` in a short transaction that moves
-their ``next_attempt_at`` forward (a hold); elsewhere one at a time by a compare-and-set
-on the value read.  Only one worker takes a row, so one due retry is attempted once.
-``run_operation`` then claims the row as usual (``workflows.operations._claim``), which
-keeps a worker and a web request apart.
-
-A run that dies mid-call leaves its operation ``in_progress``; once its claim
-(``OPERATION_CLAIM_SECONDS``) has run out for ``OPERATION_TAKEOVER_SECONDS`` another worker
-takes it over and runs it at once (the case's lease runs out with the claim), reconciling
-with Align first, so nothing is done twice.
+operation at once: each *takes* due operations before running them
+(:mod:`align_integration.workflows.due`: ``SKIP LOCKED`` batches on PostgreSQL, a
+compare-and-set elsewhere), so one due retry is attempted once.  A run that died mid-call
+is taken over once its claim has run out for ``OPERATION_TAKEOVER_SECONDS`` and runs at
+once (the case's lease runs out with the claim), reconciling with Align first, so nothing
+is done twice.
 
 While outbound traffic is paused (switch ``align-outbound-paused``) nothing due is taken:
 operations keep their ``next_attempt_at`` and attempts, iTero work waits, and all of it
@@ -36,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from align_integration.client.retry import doubling
@@ -47,6 +40,13 @@ from align_integration.models import AlignCase, CallbackEvent, RemoteOperation
 from align_integration.outbound import OutboundPaused, ensure_outbound_allowed, outbound_paused
 from align_integration.workflows.callbacks.events import Reprocessed, reprocess
 from align_integration.workflows.clincheck.review import perform_clincheck
+from align_integration.workflows.due import (
+    EARLY_TOLERANCE_SECONDS,
+    Taken,
+    claim_due_operations,
+    still_ours,
+    takeover_seconds,
+)
 from align_integration.workflows.itero import run_due_itero_work
 from align_integration.workflows.orders.auto_send import run_auto_send
 from align_integration.workflows.orders.flow import initiate_align_order
@@ -56,8 +56,6 @@ logger = logging.getLogger("align_integration.worker")
 
 Client = AlignServiceClient | None
 
-#: A task may run this much before ``next_attempt_at`` (clocks of machines differ a little).
-EARLY_TOLERANCE_SECONDS = 2
 #: Stored callbacks still ``received`` after this long were never processed (a crash).
 CALLBACK_STUCK_SECONDS = 60
 #: Failed callbacks are reprocessed this often at most, with backoff, before staff must act.
@@ -120,131 +118,10 @@ def _park(operation: RemoteOperation, reason: str) -> None:
     logger.info("operation=%s outcome=parked", operation.pk)
 
 
-def _hold_seconds() -> int:
-    return int(get_setting("WORKER_HOLD_SECONDS"))
-
-
-def _takeover_seconds() -> int:
-    return int(get_setting("OPERATION_TAKEOVER_SECONDS"))
-
-
-def _due(now: dt.datetime, early: float = 0) -> Q:
-    """Retries due (``early`` seconds ahead allowed) and runs whose claim ran out more than
-    ``OPERATION_TAKEOVER_SECONDS`` ago (the process running them died)."""
-    abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
-    return Q(
-        state=RemoteOperation.RETRY_SCHEDULED,
-        next_attempt_at__lte=now + dt.timedelta(seconds=early),
-    ) | Q(state=RemoteOperation.IN_PROGRESS, claimed_until__lt=abandoned_before)
-
-
-@dataclass
-class Taken:
-    """A due operation this worker holds until ``operation.next_attempt_at``;
-    ``taken_over``: it was a crashed run's."""
-
-    operation: RemoteOperation
-    taken_over: bool
-
-
-def take_due(operation: RemoteOperation, *, now: dt.datetime | None = None) -> bool:
-    """Take a due (or abandoned) operation for this worker; False if another worker did.
-
-    A compare-and-set on the value this worker read, so exactly one of several workers
-    that read the same row wins.  (Where the database has ``SKIP LOCKED``,
-    :func:`claim_due_operations` takes whole batches instead.)
-    """
-    now = now or timezone.now()
-    hold_until = now + dt.timedelta(seconds=_hold_seconds())
-    rows = RemoteOperation.objects.filter(pk=operation.pk, state=operation.state)
-    if operation.state == RemoteOperation.RETRY_SCHEDULED:
-        due_by = now + dt.timedelta(seconds=EARLY_TOLERANCE_SECONDS)
-        if operation.next_attempt_at is None or operation.next_attempt_at > due_by:
-            return False
-        taken = rows.filter(next_attempt_at=operation.next_attempt_at).update(
-            next_attempt_at=hold_until
-        )
-    elif operation.state == RemoteOperation.IN_PROGRESS:
-        abandoned_before = now - dt.timedelta(seconds=_takeover_seconds())
-        if operation.claimed_until is None or operation.claimed_until >= abandoned_before:
-            return False
-        taken = rows.filter(claimed_until=operation.claimed_until).update(
-            state=RemoteOperation.RETRY_SCHEDULED, claimed_until=None, next_attempt_at=hold_until
-        )
-    else:
-        return False
-    if taken:
-        operation.refresh_from_db()
-    return bool(taken)
-
-
-def _skip_locked() -> bool:
-    connection = connections[router.db_for_write(RemoteOperation)]
-    return bool(connection.features.has_select_for_update_skip_locked)
-
-
-def claim_due_operations(
-    limit: int = 100, *, pk: int | None = None, early: float = 0
-) -> list[Taken]:
-    """Take up to ``limit`` due operations (only ``pk``, if given) for this worker.
-
-    On PostgreSQL one short transaction selects them ``FOR UPDATE SKIP LOCKED`` (rows
-    another worker is claiming are passed over, not waited for) and marks them held for
-    ``WORKER_HOLD_SECONDS``; elsewhere each is taken by a compare-and-set.  Either way one
-    due operation is taken by one worker.
-    """
-    now = timezone.now()
-    due = RemoteOperation.objects.filter(_due(now, early))
-    if pk is not None:
-        due = due.filter(pk=pk)
-    if not _skip_locked():
-        taken = []
-        for operation in due.order_by("next_attempt_at", "pk")[:limit]:
-            crashed = operation.state == RemoteOperation.IN_PROGRESS
-            if take_due(operation, now=now):
-                taken.append(Taken(operation, crashed))
-        return taken
-    hold_until = now + dt.timedelta(seconds=_hold_seconds())
-    with transaction.atomic(using=router.db_for_write(RemoteOperation)):
-        rows = list(
-            due.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
-        )
-        if rows:
-            RemoteOperation.objects.filter(pk__in=[row.pk for row in rows]).update(
-                state=RemoteOperation.RETRY_SCHEDULED,
-                claimed_until=None,
-                next_attempt_at=hold_until,
-            )
-    taken = []
-    for row in rows:
-        taken.append(Taken(row, row.state == RemoteOperation.IN_PROGRESS))
-        row.state, row.claimed_until = RemoteOperation.RETRY_SCHEDULED, None
-        row.next_attempt_at = hold_until
-    return taken
-
-
-def _still_ours(operation: RemoteOperation) -> bool:
-    """Whether this worker's hold on ``operation`` still stands (re-taken if it is close to
-    running out, so a worker that took it after the hold cannot run it as well)."""
-    held_until = operation.next_attempt_at
-    if held_until is None:
-        return False
-    now = timezone.now()
-    if now + dt.timedelta(seconds=_hold_seconds() / 2) < held_until:
-        return True  # well inside the hold: nobody else may take it
-    renewed = now + dt.timedelta(seconds=_hold_seconds())
-    if RemoteOperation.objects.filter(
-        pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
-    ).update(next_attempt_at=renewed):
-        operation.next_attempt_at = renewed
-        return True
-    return False
-
-
 def _run_taken(taken: Taken, client: Client = None) -> bool:
     """Attempt a taken operation; True if this worker attempted it."""
     operation = taken.operation
-    if not _still_ours(operation):
+    if not still_ours(operation):
         logger.info("operation=%s outcome=taken_by_another_worker", operation.pk)
         return False
     held_until = operation.next_attempt_at
@@ -254,7 +131,7 @@ def _run_taken(taken: Taken, client: Client = None) -> bool:
         # again soon, not after a whole hold.
         RemoteOperation.objects.filter(
             pk=operation.pk, state=RemoteOperation.RETRY_SCHEDULED, next_attempt_at=held_until
-        ).update(next_attempt_at=timezone.now() + dt.timedelta(seconds=_takeover_seconds()))
+        ).update(next_attempt_at=timezone.now() + dt.timedelta(seconds=takeover_seconds()))
     return True
 
 
@@ -301,13 +178,6 @@ def _attempt(operation: RemoteOperation, *, user: Any = None, client: Client = N
         "succeeded" if ok else "failed",
     )
     return ok
-
-
-def due_operations(limit: int = 100) -> list[RemoteOperation]:
-    """Operations whose retry is due, and ones a crashed worker abandoned, oldest first
-    (a read: nothing is taken)."""
-    due = RemoteOperation.objects.filter(_due(timezone.now()))
-    return list(due.order_by("next_attempt_at", "pk")[:limit])
 
 
 def run_due_operations(limit: int = 100) -> int:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from align_integration import Align
 from align_integration import worker as background
 from align_integration.models import CallbackEvent, RemoteOperation
+from align_integration.workflows import due as due_work
 
 pytestmark = pytest.mark.django_db
 
@@ -151,9 +152,9 @@ def test_an_operation_is_taken_by_one_worker(sent_case: Any, align_sandbox: Any)
     make_due(operation)
     first = RemoteOperation.objects.get(pk=operation.pk)
     second = RemoteOperation.objects.get(pk=operation.pk)  # another worker read the same row
-    assert background.take_due(first)
-    assert not background.take_due(second)
-    assert not background.take_due(RemoteOperation.objects.get(pk=operation.pk))  # held now
+    assert due_work.take_due(first)
+    assert not due_work.take_due(second)
+    assert not due_work.take_due(RemoteOperation.objects.get(pk=operation.pk))  # held now
 
 
 def test_job_leaves_an_operation_alone_when_not_due(sent_case: Any, align_sandbox: Any) -> None:
@@ -175,7 +176,7 @@ def test_abandoned_operation_is_picked_up(sent_case: Any, align_sandbox: Any) ->
         next_attempt_at=None,
         claimed_until=timezone.now() - dt.timedelta(minutes=5),
     )
-    assert [o.pk for o in background.due_operations()] == [operation.pk]
+    assert [o.pk for o in due_work.due_operations()] == [operation.pk]
     assert background.run_due_operations() == 1
     operation.refresh_from_db()
     assert operation.state == RemoteOperation.SUCCEEDED
@@ -242,4 +243,4 @@ def test_an_upload_for_files_since_replaced_is_parked(sent_case: Any, align_sand
     assert operation.state == RemoteOperation.FAILED
     assert operation.last_errors[0].startswith("Superseded")
     assert align_sandbox.count("upload_assets") == uploads
-    assert background.due_operations() == []
+    assert due_work.due_operations() == []
