@@ -24,6 +24,7 @@ from align_integration.workflows.batch.processes import (
     ROWS_IN_FLIGHT_PER_PROCESS,
     automatic_processes,
 )
+from align_integration.workflows.batch.report import BatchReport, RowResult
 from align_integration.workflows.batch.rows import (
     COMMENT_COLUMN,
     BatchInputError,
@@ -32,12 +33,7 @@ from align_integration.workflows.batch.rows import (
     read_csv_rows,
     write_report,
 )
-from align_integration.workflows.batch.runner import (
-    DEFAULT_CONCURRENCY,
-    BatchReport,
-    BatchRunner,
-    RowResult,
-)
+from align_integration.workflows.batch.runner import DEFAULT_CONCURRENCY, BatchRunner
 
 EXIT_FAILED_ROWS = 1
 EXIT_BAD_INPUT = 2

@@ -25,8 +25,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from align_integration.management.batch_command import Progress
 from align_integration.workflows.batch.actions import FAILED, NOT_RUN
+from align_integration.workflows.batch.report import RowResult
 from align_integration.workflows.batch.rows import write_report
-from align_integration.workflows.batch.runner import DEFAULT_CONCURRENCY, RowResult
+from align_integration.workflows.batch.runner import DEFAULT_CONCURRENCY
 from align_integration.workflows.reconcile.run import (
     DRIFT,
     IN_STEP,

@@ -36,8 +36,9 @@ from align_integration.workflows.batch.actions import (
     Plan,
     RowOutcome,
 )
+from align_integration.workflows.batch.report import BatchReport, RowResult
 from align_integration.workflows.batch.rows import InputRow, command_line_rows
-from align_integration.workflows.batch.runner import BatchReport, BatchRunner, RowResult
+from align_integration.workflows.batch.runner import BatchRunner
 from align_integration.workflows.reachability import note_call
 from align_integration.workflows.reconcile.drift import ORDER, PATIENT, Comparison, compare
 from align_integration.workflows.timeline import record
