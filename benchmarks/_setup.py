@@ -53,6 +53,13 @@ def configure_django(cache: dict[str, Any] | None = None, service_url: str = "")
     call_command("migrate", "waffle", verbosity=0)
 
 
+def machine() -> str:
+    """The CPUs and the load before a run: a ratio measured on a busy machine is read with it
+    (the measured command shares the CPUs with its database and the sandbox)."""
+    one, five, _ = os.getloadavg()
+    return f"machine: {os.cpu_count()} CPUs, load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
 def table(rows: list[tuple[str, str]]) -> str:
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _setup import (  # noqa: E402
     RemoteSandbox,
     accept_ready_cases,
+    machine,
     recreate_postgres_database,
 )
 
@@ -262,6 +263,7 @@ def main() -> None:
         sandbox.ask("latency", LATENCY)
         script_logger = logging.getLogger("bench.old_script")  # silent, as in a cron job
 
+        print(machine())
         print(f"{args.cases} cases, {LATENCY * 1000:.0f} ms injected per ClinCheck accept\n")
         before = len(sandbox.accepted_case_ids())
         started = time.monotonic()

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _setup import recreate_postgres_database  # noqa: E402 - after the path is set
+from _setup import machine, recreate_postgres_database  # noqa: E402 - after the path is set
 
 SECRET = "whsec_YmVuY2gtc2VjcmV0LTEyMzQ1Njc4OTA="
 ROUNDS = 4  # bare and app alternate in this many rounds
@@ -240,6 +240,7 @@ def main() -> None:
     def pct(values: list[float], q: int) -> str:
         return f"{statistics.quantiles(values, n=100)[q - 1] * 1000:.1f} ms"
 
+    print(machine())
     print(
         f"{args.events + args.events // 10} events per side ({args.events // 10} duplicates), "
         f"{args.concurrency} concurrent senders, gunicorn -w {args.workers}, PostgreSQL"

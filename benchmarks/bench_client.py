@@ -17,7 +17,7 @@ import argparse
 import statistics
 import time
 
-from _setup import RemoteSandbox, configure_django, table
+from _setup import RemoteSandbox, configure_django, machine, table
 
 
 def main() -> None:
@@ -66,6 +66,7 @@ def main() -> None:
     client_total, bare_total = sum(client_times), sum(bare_times)
     ratio = client_total / bare_total
     calls = per_round * args.rounds
+    print(machine())
     print(
         table(
             [

@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 from _setup import (  # noqa: E402 - after the path is set
     RemoteSandbox,
     accept_ready_cases,
+    machine,
     recreate_postgres_database,
 )
 
@@ -188,6 +189,7 @@ def main() -> None:
         case_pks = seed_cases(sandbox, args.operations)
         sandbox.ask("latency", LATENCY)
         env = worker_env(sandbox, url)
+        print(machine())
         print(
             f"{args.operations} due ClinCheck accepts, {LATENCY * 1000:.0f} ms per accept at "
             "the sandbox, align_worker --loop --limit 50 processes, PostgreSQL\n"
