@@ -195,3 +195,57 @@ def test_each_callback_is_a_span_with_its_type_and_outcome(
         (None, "forbidden"),
     ]
     assert all(text not in everything_exported(otel) for text in CANARY_TEXTS)
+
+
+COUNT_WITHOUT_TRACES = """
+import json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))  # metrics, no tracer
+from align_integration import telemetry
+
+with telemetry.vendor_call("align", "find_patients", "GET") as record:
+    record.finish(status=200)
+try:
+    with telemetry.vendor_call("align", "create_order", "POST"):
+        raise TimeoutError
+except TimeoutError:
+    pass
+with telemetry.span("align.operation", kind="clincheck_accept") as current:
+    telemetry.set_attribute(current, "outcome", "succeeded")
+points = [
+    (p.attributes["call"], p.attributes["outcome"], p.value)
+    for r in reader.get_metrics_data().resource_metrics
+    for s in r.scope_metrics
+    for m in s.metrics
+    if m.name == "align.vendor.calls"
+    for p in m.data.data_points
+]
+result = {"tracing": telemetry._tracing(), "span": current is None, "points": sorted(points)}
+print(json.dumps(result))
+"""
+
+
+def test_calls_are_counted_when_the_host_collects_metrics_but_no_traces() -> None:
+    """No tracer provider set: no span is started (the API's would record nothing), and
+    every vendor call is counted all the same.  In a process of its own: OpenTelemetry
+    takes one global provider per process, and this suite's is set by the fixture."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_WITHOUT_TRACES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {
+        "tracing": False,
+        "span": True,
+        "points": [["create_order", "TimeoutError", 1], ["find_patients", "ok", 1]],
+    }
