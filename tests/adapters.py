@@ -111,3 +111,14 @@ class BrokenBulkLookupAdapter(CaseAdapter):
 
     def get_cases(self, case_refs: Any) -> dict[str, Any]:
         raise RuntimeError("the bulk lookup is down")
+
+
+class OneBrokenLookupAdapter(CaseAdapter):
+    """A host whose own ``get_case`` breaks (not ``LookupError``) on one reference."""
+
+    BROKEN = "breaks-the-lookup"
+
+    def get_case(self, case_ref: str) -> Any:
+        if case_ref == self.BROKEN:
+            raise RuntimeError("the host's lookup broke")
+        return super().get_case(case_ref)

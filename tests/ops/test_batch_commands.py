@@ -362,6 +362,51 @@ def test_concurrent_rows_each_accepted_once(
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
 
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_a_row_whose_lookup_breaks_fails_alone(
+    tmp_path: Path, settings: Any, sent_case: Any, align_sandbox: Any, concurrency: str
+) -> None:
+    """The cases are found (in bulk, else one by one) before any row is sent; a host
+    lookup that breaks on one reference fails that row with a reason, not the batch."""
+    from tests.adapters import OneBrokenLookupAdapter
+
+    settings.ALIGN_INTEGRATION = {
+        **settings.ALIGN_INTEGRATION,
+        "CASE_ADAPTER": "tests.adapters.OneBrokenLookupAdapter",
+    }
+    cases = [sent_case() for _ in range(3)]
+    refs = [[cases[0].uuid], [OneBrokenLookupAdapter.BROKEN], [cases[1].uuid], [cases[2].uuid]]
+    path = write_csv(tmp_path / "in.csv", ["case_id"], refs)
+    report = tmp_path / "report.csv"
+    args = ("--csv", str(path), "--concurrency", concurrency, "--report", str(report))
+    code, out, _ = run("align_clincheck_accept", *args)
+    assert code == 1
+    assert "3 succeeded, 0 already done, 0 duplicates, 1 failed" in out
+    assert outcomes(read_report(report))[1] == ("3", OneBrokenLookupAdapter.BROKEN, "failed")
+    assert read_report(report)[1]["message"] == "Unexpected error (RuntimeError)."
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+
+
+def test_a_rerun_checks_the_rows_in_bulk_in_one_process(
+    tmp_path: Path, sent_case: Any, align_sandbox: Any
+) -> None:
+    """Rows done before are found done in a few queries, however many there are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cases = [sent_case() for _ in range(30)]
+    queries = {}
+    for size in (10, 30):
+        path = write_csv(tmp_path / f"in{size}.csv", ["case_id"], [[c.uuid] for c in cases[:size]])
+        run("align_clincheck_accept", "--csv", str(path))  # the accepts go out
+        with CaptureQueriesContext(connection) as captured:
+            code, out, _ = run("align_clincheck_accept", "--csv", str(path))
+        assert code == 0 and f"0 succeeded, {size} already done" in out
+        queries[size] = len(captured)
+    assert queries[30] == queries[10]
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+
+
 @pytest.mark.django_db(transaction=True)  # worker threads see the cases
 def test_a_process_that_cannot_fork_says_so_and_runs_every_row(
     tmp_path: Path, sent_case: Any, align_sandbox: Any, caplog: Any

@@ -1,7 +1,10 @@
 """Running a batch action over many cases: the engine behind the ``align_*`` batch commands.
 
 - Rows are checked and sent by a :class:`~align_integration.workflows.batch.actions.CaseAction`;
-  each row is its own try/except, so one bad row never stops the others.
+  each row is its own try/except, so one bad row never stops the others.  Before any row
+  is sent, every row's case is found in bulk (``CaseAdapter.get_cases``) and the rows are
+  checked in bulk where the action can (``CaseAction.check_many``): rows settled there
+  (unknown, the same case twice, done before) are reported at once.
 - :func:`threads_for` ``concurrency`` worker threads (each with its own HTTP session and
   database connection, closed when the thread ends) work on rows, spread over
   ``processes`` forked processes (``workflows.batch.processes``); at most ``concurrency``
@@ -215,8 +218,8 @@ class BatchRunner:
         self._results: dict[int, RowResult] = {}
         self._lock = threading.Lock()
         self._throttled_retries = 0
-        self._cases: dict[int, Any] = {}  # cases resolved before the rows were shared out
-        self._plans: dict[int, Plan] = {}  # rows checked in bulk before they were shared out
+        self._cases: dict[int, Any] = {}  # cases found in bulk before the rows run
+        self._plans: dict[int, Plan] = {}  # rows checked in bulk before they run
 
     def _pacing(self, concurrency: int, rate: float | None) -> Pacing:
         limit = AimdLimit(concurrency, factor=0.5 if self.adaptive else 1.0)
@@ -310,10 +313,13 @@ class BatchRunner:
                     self.processes,
                     one_process_because,
                 )
-            if planned and not one_process_because:
-                slowdowns, processes = self._run_in_processes(work)
+            ready = self._prepare(work)
+            if self.stop.is_set():
+                pass  # Ctrl-C while preparing: every row left is reported not run
+            elif planned and not one_process_because:
+                slowdowns, processes = self._run_in_processes(ready)
             else:
-                self._run_rows(RowQueue(work), threads)
+                self._run_rows(RowQueue(ready), threads)
                 slowdowns = self.pacing.gate.slowdowns
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, report what we have
             self.stop.set()
@@ -332,10 +338,11 @@ class BatchRunner:
             one_process_because=one_process_because,
         )
 
-    def _run_in_processes(self, work: list[tuple[int, InputRow]]) -> tuple[int, int]:
-        """Resolve every row's case here, then share the rows out to forked processes;
-        returns how often they slowed down, and how many processes ran."""
-        resolved = []
+    def _prepare(self, work: list[tuple[int, InputRow]]) -> list[tuple[int, InputRow]]:
+        """Find every row's case in bulk (``CaseAdapter.get_cases``) and check the rows in
+        bulk where the action can; the rows left to send.  Rows settled here (not found, the
+        same case twice, done before) are reported at once.  Each row is looked up on its
+        own when the bulk lookup fails."""
         try:
             cases = get_adapter().get_cases([row.case_ref for _, row in work])
         except Exception as error:  # each row is looked up on its own instead
@@ -343,14 +350,28 @@ class BatchRunner:
                 "batch=%s bulk_lookup=failed error=%s", self.action.name, type(error).__name__
             )
             cases = {}
+        resolved = []
         for index, row in work:
-            case = resolve_row(row, index, self._register, cases.get(row.case_ref))
+            try:
+                case = resolve_row(row, index, self._register, cases.get(row.case_ref))
+            except Exception as error:  # the adapter's lookup broke on this row only
+                logger.warning(
+                    "batch=%s line=%s outcome=error error=%s",
+                    self.action.name,
+                    row.line,
+                    type(error).__name__,
+                )
+                case = RowOutcome(FAILED, None, f"Unexpected error ({type(error).__name__}).")
             if isinstance(case, RowOutcome):
                 self._store(index, row, case)
             else:
                 self._cases[index] = case
                 resolved.append((index, row))
-        resolved = self._check_in_bulk(resolved)
+        return self._check_in_bulk(resolved)
+
+    def _run_in_processes(self, resolved: list[tuple[int, InputRow]]) -> tuple[int, int]:
+        """Share the prepared rows out to forked processes; returns how often they slowed
+        down, and how many processes ran."""
         shares = [resolved[n :: self.processes] for n in range(self.processes)]
         shares = [share for share in shares if share]
         if not shares:  # every row settled here (all done before, say)
