@@ -122,3 +122,14 @@ class OneBrokenLookupAdapter(CaseAdapter):
         if case_ref == self.BROKEN:
             raise RuntimeError("the host's lookup broke")
         return super().get_case(case_ref)
+
+
+class BrokenSQLBulkLookupAdapter(CaseAdapter):
+    """A host whose bulk case lookup fails on the database (a query PostgreSQL refuses)."""
+
+    def get_cases(self, case_refs: Any) -> dict[str, Any]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM align_no_such_table")
+        return {}

@@ -387,6 +387,23 @@ def test_a_row_whose_lookup_breaks_fails_alone(
     assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
 
 
+def test_a_bulk_lookup_failing_on_the_database_inside_a_transaction_falls_back(
+    tmp_path: Path, settings: Any, sent_case: Any, align_sandbox: Any, postgres: None
+) -> None:
+    """Run inside the caller's transaction (as this test is), a bulk lookup that fails on
+    PostgreSQL must not leave the transaction aborted for the rows looked up one by one."""
+    settings.ALIGN_INTEGRATION = {
+        **settings.ALIGN_INTEGRATION,
+        "CASE_ADAPTER": "tests.adapters.BrokenSQLBulkLookupAdapter",
+    }
+    cases = [sent_case() for _ in range(3)]
+    path = write_csv(tmp_path / "in.csv", ["case_id"], [[c.uuid] for c in cases])
+    code, out, err = run("align_clincheck_accept", "--csv", str(path), "--concurrency", "4")
+    assert code == 0, out + err
+    assert "3 succeeded" in out
+    assert accepted_once(align_sandbox) == {str(case.pk): 1 for case in cases}
+
+
 def test_a_rerun_checks_the_rows_in_bulk_in_one_process(
     tmp_path: Path, sent_case: Any, align_sandbox: Any
 ) -> None:

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from align_integration.adapters import get_adapter
 from align_integration.client.service import AlignServiceClient
@@ -174,6 +175,14 @@ def process_row(
 
 
 ResultCallback = Callable[[RowResult], None]
+
+
+def _savepoint_if_in_transaction() -> Any:
+    """A savepoint when the batch runs inside the caller's transaction, so that a bulk step
+    failing on the database leaves it usable for the row-by-row fallback."""
+    if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
 
 
 class BatchRunner:
@@ -344,7 +353,8 @@ class BatchRunner:
         same case twice, done before) are reported at once.  Each row is looked up on its
         own when the bulk lookup fails."""
         try:
-            cases = get_adapter().get_cases([row.case_ref for _, row in work])
+            with _savepoint_if_in_transaction():
+                cases = get_adapter().get_cases([row.case_ref for _, row in work])
         except Exception as error:  # each row is looked up on its own instead
             logger.warning(
                 "batch=%s bulk_lookup=failed error=%s", self.action.name, type(error).__name__
@@ -386,9 +396,11 @@ class BatchRunner:
         """Check ``rows`` in bulk where the action can; the rows left to send.  Rows the
         check settles (already done) are reported here."""
         try:
-            plans = self.action.check_many(
-                [(self._cases[index], row.comment) for index, row in rows], dry_run=self.dry_run
-            )
+            with _savepoint_if_in_transaction():
+                plans = self.action.check_many(
+                    [(self._cases[index], row.comment) for index, row in rows],
+                    dry_run=self.dry_run,
+                )
         except Exception as error:  # each row is checked on its own instead
             logger.warning(
                 "batch=%s bulk_check=failed error=%s", self.action.name, type(error).__name__
