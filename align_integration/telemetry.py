@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,20 +104,8 @@ def vendor_call(service: str, call: str, method: str) -> Iterator[CallRecord]:
         yield record
         return
     attributes = {"align.service": service, "align.call": call, "http.request.method": method}
-    if not _tracing():  # counted all the same: a host may collect metrics without traces
-        try:
-            yield record
-        except BaseException as error:
-            record.error = record.error or type(error).__name__
-            raise
-        finally:
-            _count_call(attributes, outcome_of(record.status, record.error))
-        return
-    from opentelemetry.trace import SpanKind, Status, StatusCode
-
-    with _tracer().start_as_current_span(
-        "align.vendor_call", kind=SpanKind.CLIENT, attributes=attributes
-    ) as span:
+    # Counted even without a span: a host may collect metrics without traces.
+    with _client_span(attributes) as span:
         record.span = span
         try:
             yield record
@@ -126,19 +114,33 @@ def vendor_call(service: str, call: str, method: str) -> Iterator[CallRecord]:
             raise
         finally:
             outcome = outcome_of(record.status, record.error)
-            if record.status is not None:
-                span.set_attribute("http.response.status_code", record.status)
-            span.set_attribute("align.attempt", record.attempt)
-            span.set_attribute("align.outcome", outcome)
-            if record.request_id:
-                span.set_attribute("align.request_id", record.request_id)
-            if outcome != "ok":
-                span.set_status(Status(StatusCode.ERROR))
-            _count_call(attributes, outcome)
+            if span is not None:
+                _finish_span(span, record, outcome)
+            _calls_counter().add(1, {**_labels(attributes), "outcome": outcome})
 
 
-def _count_call(attributes: dict[str, Any], outcome: str) -> None:
-    _calls_counter().add(1, {**_labels(attributes), "outcome": outcome})
+def _client_span(attributes: dict[str, Any]) -> Any:
+    """The vendor call's span, or ``nullcontext()`` (yielding ``None``) while not tracing."""
+    if not _tracing():
+        return nullcontext()
+    from opentelemetry.trace import SpanKind
+
+    return _tracer().start_as_current_span(
+        "align.vendor_call", kind=SpanKind.CLIENT, attributes=attributes
+    )
+
+
+def _finish_span(span: Any, record: CallRecord, outcome: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    if record.status is not None:
+        span.set_attribute("http.response.status_code", record.status)
+    span.set_attribute("align.attempt", record.attempt)
+    span.set_attribute("align.outcome", outcome)
+    if record.request_id:
+        span.set_attribute("align.request_id", record.request_id)
+    if outcome != "ok":
+        span.set_status(Status(StatusCode.ERROR))
 
 
 def _labels(attributes: dict[str, Any]) -> dict[str, str]:
