@@ -52,13 +52,9 @@ def automatic_processes(concurrency: int, cpus: int | None) -> int:
     return max(1, min(cpus or 1, concurrency // ROWS_IN_FLIGHT_PER_PROCESS))
 
 
-def can_fork() -> bool:
-    """Whether this process may fork workers: ``fork`` exists and no other thread runs."""
-    return not cannot_fork_reason()
-
-
 def cannot_fork_reason() -> str:
-    """Why this process may not fork workers (for the summary and the log), or ``""``."""
+    """Why this process may not fork workers (for the summary and the log), or ``""``
+    when it may: ``fork`` exists and no other thread runs."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return "this platform cannot fork"
     others = threading.active_count() - 1

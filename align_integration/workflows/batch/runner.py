@@ -63,7 +63,6 @@ from align_integration.workflows.batch.pacing import (
 )
 from align_integration.workflows.batch.processes import (
     ProcessPool,
-    can_fork,
     cannot_fork_reason,
 )
 from align_integration.workflows.batch.report import BatchReport, RowResult
@@ -248,6 +247,16 @@ class BatchRunner:
             if self.on_result is not None:
                 self.on_result(result)
 
+    def _unexpected(self, row: InputRow, error: Exception) -> RowOutcome:
+        """The outcome of a row that raised: its error class only (never its text)."""
+        logger.warning(
+            "batch=%s line=%s outcome=error error=%s",
+            self.action.name,
+            row.line,
+            type(error).__name__,
+        )
+        return RowOutcome(FAILED, None, f"Unexpected error ({type(error).__name__}).")
+
     def _run_one(
         self, index: int, row: InputRow, tries: int, client: AlignServiceClient
     ) -> tuple[float, int, InputRow, int] | None:
@@ -270,13 +279,7 @@ class BatchRunner:
             self.stop.set()
             outcome = RowOutcome(NOT_RUN, None, "Interrupted during this row; re-run to finish.")
         except Exception as error:  # one bad row never stops the batch
-            logger.warning(
-                "batch=%s line=%s outcome=error error=%s",
-                self.action.name,
-                row.line,
-                type(error).__name__,
-            )
-            outcome = RowOutcome(FAILED, None, f"Unexpected error ({type(error).__name__}).")
+            outcome = self._unexpected(row, error)
         again = outcome.throttled and outcome.retry_scheduled is not False
         if again and tries < THROTTLE_RETRIES and not self.stop.is_set():
             wait = throttle_wait(outcome.retry_after, tries + 1)
@@ -308,14 +311,14 @@ class BatchRunner:
                 seen[row.key] = row.line
                 work.append((index, row))
         previous = self._install_signal_handler()
-        slowdowns, processes, one_process_because = 0, 1, ""
+        slowdowns, processes = 0, 1
         try:
             threads = (
                 threads_for(self.concurrency) if self.threads_allowed() and len(work) > 1 else 0
             )
             planned = threads and self.processes > 1 and len(work) > self.processes
-            if planned and not can_fork():
-                one_process_because = cannot_fork_reason()
+            one_process_because = cannot_fork_reason() if planned else ""
+            if one_process_because:
                 logger.warning(
                     "batch=%s processes=1 planned=%d why=%r",
                     self.action.name,
@@ -323,11 +326,11 @@ class BatchRunner:
                     one_process_because,
                 )
             ready = self._prepare(work)
-            if self.stop.is_set():
-                pass  # Ctrl-C while preparing: every row left is reported not run
-            elif planned and not one_process_because:
+            if self.stop.is_set():  # Ctrl-C while preparing: the rows left are not run
+                ready = []
+            if planned and not one_process_because:
                 slowdowns, processes = self._run_in_processes(ready)
-            else:
+            elif ready:
                 self._run_rows(RowQueue(ready), threads)
                 slowdowns = self.pacing.gate.slowdowns
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, report what we have
@@ -365,13 +368,7 @@ class BatchRunner:
             try:
                 case = resolve_row(row, index, self._register, cases.get(row.case_ref))
             except Exception as error:  # the adapter's lookup broke on this row only
-                logger.warning(
-                    "batch=%s line=%s outcome=error error=%s",
-                    self.action.name,
-                    row.line,
-                    type(error).__name__,
-                )
-                case = RowOutcome(FAILED, None, f"Unexpected error ({type(error).__name__}).")
+                case = self._unexpected(row, error)
             if isinstance(case, RowOutcome):
                 self._store(index, row, case)
             else:
